@@ -1,0 +1,3 @@
+"""radai: an open platform for AI in medical imaging."""
+
+__version__ = "0.1.0"

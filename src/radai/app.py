@@ -1,0 +1,149 @@
+"""Composition root: builds one radai process from its settings.
+
+:class:`Radai` owns every long-lived part (database, storage, indexer, stability monitor,
+DIMSE server, workers) and starts and stops them together. Nothing is opened at
+import time. The web application is built by :func:`build_web_app`, which imports the
+routers lazily so that route modules can depend on :class:`Radai`.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Protocol
+
+from radai.archive.indexer import Indexer
+from radai.archive.service import Archive
+from radai.archive.stability import StabilityMonitor
+from radai.archive.storage import FileStorage
+from radai.config import Settings
+from radai.db import Database
+from radai.metrics import Metrics
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from fastapi import FastAPI
+
+log = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    """A part of radai that runs in the background while radai serves."""
+
+    name: str
+
+    def start(self) -> None:
+        """Start; raise if it cannot run (radai then does not start)."""
+
+    def stop(self) -> None:
+        """Stop and release what it holds."""
+
+
+class Radai:
+    """Everything one radai process runs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics = Metrics()
+        self.db = Database(settings.resolved_database_url)
+        self.storage = FileStorage(settings.storage_dir)
+        self.indexer = Indexer(self.db, batch_size=settings.archive.index_batch_size)
+        self.archive = Archive(db=self.db, storage=self.storage, indexer=self.indexer,
+                               metrics=self.metrics)
+        self.stability = StabilityMonitor(
+            self.db, quiet_seconds=settings.archive.stability_seconds,
+            poll_seconds=settings.archive.stability_poll_seconds, metrics=self.metrics)
+        self._components: list[Component] = []
+        self._started: list[Component] = []
+
+    def add_component(self, component: Component) -> None:
+        """Run ``component`` while radai serves (started in the order added)."""
+        self._components.append(component)
+
+    def prepare(self) -> None:
+        """Migrate the database and start the parts every command needs (indexing)."""
+        self.db.migrate()
+        self.indexer.start()
+
+    def start(self) -> None:
+        """Start everything for serving: indexer, stability monitor, DIMSE, workers."""
+        self.prepare()
+        self._build_serving_components()
+        try:
+            for component in self._components:
+                component.start()
+                self._started.append(component)
+                log.info("started %s", component.name)
+        except Exception:
+            self.stop()
+            raise
+
+    def _build_serving_components(self) -> None:
+        if self._components:
+            return
+        self.add_component(_Thread("stability", self.stability.start, self.stability.stop))
+
+    def stop(self) -> None:
+        """Stop every started component (last started first), then the indexer."""
+        while self._started:
+            component = self._started.pop()
+            try:
+                component.stop()
+            except Exception:  # noqa: BLE001 - keep stopping the others
+                log.exception("stopping %s failed", component.name)
+        self.indexer.stop()
+        self.db.dispose()
+
+    def component_status(self) -> dict[str, str]:
+        """Name → state of each serving component, for ``/healthz``."""
+        return {c.name: "running" if c in self._started else "stopped" for c in self._components}
+
+
+class _Thread:
+    """Adapts start/stop callables to :class:`Component`."""
+
+    def __init__(self, name: str, start: Any, stop: Any) -> None:
+        self.name = name
+        self._start = start
+        self._stop = stop
+
+    def start(self) -> None:
+        self._start()
+
+    def stop(self) -> None:
+        self._stop()
+
+
+def build_web_app(radai: Radai, *, manage_lifecycle: bool = False) -> FastAPI:
+    """The HTTP application: DICOMweb, JSON API, pages, health and metrics.
+
+    With ``manage_lifecycle`` the app starts and stops ``radai`` itself (for test
+    clients); ``radai serve`` starts radai before the HTTP server instead.
+    """
+    from fastapi import FastAPI
+
+    from radai.web import health
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            radai.start()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                radai.stop()
+
+    app = FastAPI(title="radai", version=_version(), lifespan=lifespan,
+                  openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
+    app.state.radai = radai
+    app.include_router(health.router)
+    return app
+
+
+def _version() -> str:
+    from radai import __version__
+
+    return __version__

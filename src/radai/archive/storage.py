@@ -1,0 +1,95 @@
+"""Instance files on disk.
+
+A file's path comes from the SHA-256 of its SOP Instance UID only, never from tag text:
+``ab/cd/abcd…ef.dcm`` below the storage folder. Files appear atomically: bytes go to a
+temporary file in the same folder, which is then linked to its final name, so a reader
+never sees half a file and a crash leaves at most a stray temporary file.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class StorageFullError(OSError):
+    """The storage folder has no room (ENOSPC/EDQUOT)."""
+
+
+def relative_path_for(sop_instance_uid: str) -> str:
+    """The path of an instance's file, relative to the storage folder."""
+    digest = hashlib.sha256(sop_instance_uid.encode("ascii")).hexdigest()
+    return f"{digest[:2]}/{digest[2:4]}/{digest}.dcm"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What :meth:`FileStorage.write` did."""
+
+    relative_path: str
+    #: False when an identical file was already there (a re-sent instance).
+    created: bool
+
+
+class FileStorage:
+    """Instance files below one folder (local disk or a shared mount)."""
+
+    def __init__(self, root: Path, *, fsync: bool = False) -> None:
+        self.root = root
+        self.fsync = fsync
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, relative_path: str) -> Path:
+        """Absolute path of a stored file."""
+        return self.root / relative_path
+
+    def read(self, relative_path: str) -> bytes:
+        """The stored bytes of an instance."""
+        return (self.root / relative_path).read_bytes()
+
+    def write(self, sop_instance_uid: str, data: bytes, sha256: str) -> WriteResult:
+        """Store ``data`` under the path of ``sop_instance_uid``.
+
+        If a file is already there with the same content, nothing is written. If one
+        with other content is there, it is a leftover the index does not know of (the
+        caller checked) and is replaced.
+        """
+        rel = relative_path_for(sop_instance_uid)
+        final = self.root / rel
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.{id(data)}.tmp")
+        try:
+            with tmp.open("wb") as fh:
+                fh.write(data)
+                if self.fsync:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            try:
+                os.link(tmp, final)
+                return WriteResult(rel, created=True)
+            except FileExistsError:
+                if _sha256_of(final) == sha256:
+                    return WriteResult(rel, created=False)
+                os.replace(tmp, final)
+                return WriteResult(rel, created=True)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFullError(exc.errno, "storage is full") from None
+            raise
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def delete(self, relative_path: str) -> None:
+        """Remove a stored file (used to undo a write whose indexing failed)."""
+        (self.root / relative_path).unlink(missing_ok=True)
+
+
+def _sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

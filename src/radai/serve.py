@@ -1,0 +1,34 @@
+"""``radai serve``: start every component, then the HTTP server, in one process."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from radai.app import Radai, build_web_app
+from radai.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run(settings: Settings) -> int:
+    """Serve until interrupted; returns the process exit status."""
+    radai = Radai(settings)
+    try:
+        radai.start()
+    except Exception as exc:  # noqa: BLE001 - reported, then a non-zero exit
+        log.error("radai could not start: %s", exc)
+        return 1
+    try:
+        app = build_web_app(radai)
+        config = uvicorn.Config(app, host=settings.host, port=settings.http_port,
+                                log_config=None, access_log=False, lifespan="on")
+        server = uvicorn.Server(config)
+        log.info("radai serving HTTP on %s:%d, DICOM %s on port %d, data in %s",
+                 settings.host, settings.http_port, settings.ae_title, settings.dicom_port,
+                 settings.data_dir)
+        server.run()
+        return 0 if server.started else 1
+    finally:
+        radai.stop()
