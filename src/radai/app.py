@@ -91,7 +91,7 @@ class Radai:
             component = self._started.pop()
             try:
                 component.stop()
-            except Exception:  # noqa: BLE001 - keep stopping the others
+            except Exception:
                 log.exception("stopping %s failed", component.name)
         self.indexer.stop()
         self.db.dispose()

@@ -249,7 +249,7 @@ def _series(session: Session, insert: Any, entry: IndexEntry, study_pk: int) -> 
                               .where(Series.series_instance_uid == entry.series_instance_uid))
     if existing is not None:
         return existing
-    created = session.execute(insert(Series).values(
+    created: int | None = session.execute(insert(Series).values(
         series_instance_uid=entry.series_instance_uid,
         study_pk=study_pk,
         modality=a.get("modality", ""),

@@ -24,6 +24,7 @@ from pydicom.encaps import generate_fragments
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
+from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from radai.archive.sop_classes import is_storage_sop_class
@@ -175,7 +176,7 @@ def _check_complete(ds: Dataset) -> None:
             value = elem.value or b""
             if len(value) != elem.length:
                 raise Rejection(RejectReason.CANNOT_UNDERSTAND, "DICOM file is truncated")
-    pixel = next((ds._dict[t] for t in PIXEL_DATA_TAGS if t in ds._dict), None)
+    pixel = next((ds._dict[BaseTag(t)] for t in PIXEL_DATA_TAGS if t in ds._dict), None)
     if pixel is None:
         if "Rows" in ds and "Columns" in ds and "BitsAllocated" in ds:
             raise Rejection(RejectReason.DATASET_DOES_NOT_MATCH_SOP_CLASS,

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from radai.archive.indexer import IndexEntry, Indexer, IndexOutcome
 from radai.archive.models import Instance, Series, Study
-from radai.archive.parse import ParsedInstance, RejectReason, Rejection, parse_instance
+from radai.archive.parse import ParsedInstance, Rejection, RejectReason, parse_instance
 from radai.archive.storage import FileStorage, StorageFullError
 from radai.db import Database
 from radai.logs import uid_ref
@@ -68,14 +68,10 @@ class Archive:
 
     def _store_parsed(self, parsed: ParsedInstance, *, source: str,
                       source_ae_title: str) -> StoreOutcome:
-        result = StoreOutcome(IndexOutcome.DUPLICATE, parsed.sop_class_uid,
-                              parsed.sop_instance_uid, parsed.study_instance_uid,
-                              parsed.series_instance_uid)
-        if self.contains(parsed.sop_instance_uid):
-            return result
         sha = hashlib.sha256(parsed.data).hexdigest()
         try:
-            written = self.storage.write(parsed.sop_instance_uid, parsed.data, sha)
+            written = self.storage.write(parsed.sop_instance_uid, parsed.data, sha,
+                                         lambda: self.contains(parsed.sop_instance_uid))
         except StorageFullError:
             raise Rejection(RejectReason.OUT_OF_RESOURCES, "archive storage is full") from None
         except OSError:
@@ -96,11 +92,12 @@ class Archive:
         )
         try:
             outcome = self.indexer.submit(entry).result()
-        except Exception:  # noqa: BLE001 - any index failure refuses the instance
+        except Exception:
             log.exception("could not index instance %s", uid_ref(parsed.sop_instance_uid))
             if written.created:
                 self.storage.delete(written.relative_path)
-            raise Rejection(RejectReason.PROCESSING_FAILURE, "the archive index could not be updated") from None
+            raise Rejection(RejectReason.PROCESSING_FAILURE,
+                            "the archive index could not be updated") from None
         return StoreOutcome(outcome, parsed.sop_class_uid, parsed.sop_instance_uid,
                             parsed.study_instance_uid, parsed.series_instance_uid)
 

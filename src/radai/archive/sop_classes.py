@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from pydicom.uid import UID_dictionary
+from pydicom._uid_dict import UID_dictionary
 from pynetdicom import AllStoragePresentationContexts
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import uid_to_service_class

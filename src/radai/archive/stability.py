@@ -76,7 +76,7 @@ class StabilityMonitor:
         while not self._stop.wait(self._poll):
             try:
                 self.check()
-            except Exception:  # noqa: BLE001 - keep monitoring; the event fires next time
+            except Exception:
                 log.exception("stability check failed")
 
     def check(self) -> list[StableStudy]:
@@ -98,7 +98,7 @@ class StabilityMonitor:
         try:
             with self._db.transaction() as s:
                 seq = s.scalar(select(Study.change_seq).where(Study.id == pk))
-                claimed = s.execute(
+                claimed = s.execute(  # type: ignore[attr-defined]
                     update(Study)
                     .where(Study.id == pk, Study.stable_seq < Study.change_seq,
                            Study.change_seq == seq, Study.last_received_at <= cutoff)
@@ -109,7 +109,7 @@ class StabilityMonitor:
                 event = StableStudy(pk, uid, seq)
                 for listener in self._listeners:
                     listener(s, event)
-        except Exception:  # noqa: BLE001 - rolled back; retried at the next check
+        except Exception:
             log.exception("stability listener failed for study %s", uid_ref(uid))
             return None
         if self._metrics is not None:

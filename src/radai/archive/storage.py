@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,12 +51,13 @@ class FileStorage:
         """The stored bytes of an instance."""
         return (self.root / relative_path).read_bytes()
 
-    def write(self, sop_instance_uid: str, data: bytes, sha256: str) -> WriteResult:
+    def write(self, sop_instance_uid: str, data: bytes, sha256: str,
+              is_indexed: Callable[[], bool]) -> WriteResult:
         """Store ``data`` under the path of ``sop_instance_uid``.
 
-        If a file is already there with the same content, nothing is written. If one
-        with other content is there, it is a leftover the index does not know of (the
-        caller checked) and is replaced.
+        If a file is already there with the same content, nothing is written. If one with
+        other content is there, it stays when the index knows the instance (the first
+        copy received wins) and is replaced when it is a leftover of an interrupted write.
         """
         rel = relative_path_for(sop_instance_uid)
         final = self.root / rel
@@ -71,9 +73,9 @@ class FileStorage:
                 os.link(tmp, final)
                 return WriteResult(rel, created=True)
             except FileExistsError:
-                if _sha256_of(final) == sha256:
+                if _sha256_of(final) == sha256 or is_indexed():
                     return WriteResult(rel, created=False)
-                os.replace(tmp, final)
+                tmp.replace(final)
                 return WriteResult(rel, created=True)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
