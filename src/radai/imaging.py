@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.pixels import apply_modality_lut, apply_voi_lut
+from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 
 
 class PixelError(ValueError):
@@ -62,14 +62,14 @@ def stored_frame(ds: Dataset, index: int = 0) -> np.ndarray:
     # pydicom's decoders already return YBR colour images as RGB (as_rgb defaults to True).
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     if photometric == "PALETTE COLOR":
-        from pydicom.pixels import apply_color_lut
+        from pydicom.pixels.processing import apply_color_lut
 
         arr = apply_color_lut(arr, ds)
     return np.asarray(arr)
 
 
 def _one_frame(ds: Dataset, index: int) -> np.ndarray:
-    from pydicom.pixels import pixel_array
+    from pydicom.pixels.utils import pixel_array
 
     return np.asarray(pixel_array(ds, index=index))
 
