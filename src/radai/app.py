@@ -18,6 +18,7 @@ from radai.archive.stability import StabilityMonitor
 from radai.archive.storage import FileStorage
 from radai.config import Settings
 from radai.db import Database
+from radai.logs import keep_values_out_of_pydicom_logs
 from radai.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class Radai:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        keep_values_out_of_pydicom_logs()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.metrics = Metrics()
         self.db = Database(settings.resolved_database_url)

@@ -17,8 +17,23 @@ def uid_ref(uid: str) -> str:
     return hashlib.sha256(uid.encode("ascii", "replace")).hexdigest()[:12]
 
 
+def keep_values_out_of_pydicom_logs() -> None:
+    """Stop pydicom from logging element values while reading.
+
+    pydicom's read validation warns with the offending value ("Invalid value for VR
+    UI: '…'") through the ``pydicom`` logger, which would put patient data in logs.
+    radai checks what it needs itself (radai.archive.parse) and reports attribute
+    names only.
+    """
+    from pydicom import config
+
+    config.settings.reading_validation_mode = config.IGNORE
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
+
+
 def setup_logging(level: str = "INFO") -> None:
     """Plain-text logs to stderr with time, level and logger name."""
+    keep_values_out_of_pydicom_logs()
     root = logging.getLogger()
     if any(getattr(h, "_radai", False) for h in root.handlers):
         root.setLevel(level)

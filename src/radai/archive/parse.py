@@ -56,15 +56,13 @@ class RejectReason(enum.IntEnum):
     PROCESSING_FAILURE = 0x0110
 
 
-@dataclass(frozen=True)
 class Rejection(Exception):
     """An instance that will not be stored, and why (no patient data in ``message``)."""
 
-    reason: RejectReason
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
+    def __init__(self, reason: RejectReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -96,6 +94,9 @@ def parse_instance(data: bytes, *, expected_sop_instance_uid: str | None = None,
     ds = _read(data)
     meta: FileMetaDataset | None = getattr(ds, "file_meta", None)
     has_part10_header = data[128:132] == b"DICM"
+    if not has_part10_header and "SOPClassUID" not in ds and "SOPInstanceUID" not in ds:
+        # Read by force, without a header, and holding no SOP attributes: not DICOM at all.
+        raise Rejection(RejectReason.CANNOT_UNDERSTAND, "not a DICOM file")
 
     sop_class = _uid(ds, "SOPClassUID")
     sop_instance = _uid(ds, "SOPInstanceUID")
