@@ -10,7 +10,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
 
-from radai.archive.parse import RejectReason, Rejection, is_valid_uid, parse_instance
+from radai.archive.parse import Rejection, RejectReason, is_valid_uid, parse_instance
 from tests.fixtures.data import pydicom_data, sample_for_transfer_syntax, to_bytes, with_new_uids
 
 
