@@ -56,6 +56,17 @@ def serve(config_file: Path | None, data_dir: Path | None, host: str | None,
     sys.exit(run(settings))
 
 
+@main.command()
+@settings_options
+@click.option("--no-serve", is_flag=True, help="Load and process the demo data, then exit.")
+def demo(config_file: Path | None, data_dir: Path | None, no_serve: bool) -> None:
+    """Load the demo data (real images from installed packages), process it, then serve."""
+    settings = load(config_file, data_dir=data_dir)
+    from radai.demo import run_demo
+
+    sys.exit(run_demo(settings, serve=not no_serve))
+
+
 @main.command("import")
 @settings_options
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))

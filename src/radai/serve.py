@@ -19,16 +19,22 @@ def run(settings: Settings) -> int:
         radai.start()
     except Exception as exc:  # noqa: BLE001 - reported, then a non-zero exit
         log.error("radai could not start: %s", exc)
+        radai.stop()
         return 1
     try:
-        app = build_web_app(radai)
-        config = uvicorn.Config(app, host=settings.host, port=settings.http_port,
-                                log_config=None, access_log=False, lifespan="on")
-        server = uvicorn.Server(config)
-        log.info("radai serving HTTP on %s:%d, DICOM %s on port %d, data in %s",
-                 settings.host, settings.http_port, settings.ae_title, settings.dicom_port,
-                 settings.data_dir)
-        server.run()
-        return 0 if server.started else 1
+        return serve_http(radai)
     finally:
         radai.stop()
+
+
+def serve_http(radai: Radai) -> int:
+    """Run the HTTP server for a started radai until SIGINT/SIGTERM."""
+    settings = radai.settings
+    app = build_web_app(radai)
+    config = uvicorn.Config(app, host=settings.host, port=settings.http_port,
+                            log_config=None, access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    log.info("radai serving HTTP on %s:%d, DICOM %s on port %d",
+             settings.host, settings.http_port, settings.ae_title, settings.dicom_port)
+    server.run()
+    return 0 if server.started else 1
