@@ -17,6 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from radai.dicomweb.settings import DicomWebSettings
+
 #: AE titles: 1-16 characters of the default character repertoire, no backslash,
 #: no control characters, not all spaces (PS3.5 Table 6.2-1, AE value representation).
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
@@ -120,6 +122,7 @@ class Settings(BaseSettings):
 
     dimse: DimseSettings = Field(default_factory=DimseSettings)
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
+    dicomweb: DicomWebSettings = Field(default_factory=DicomWebSettings)
 
     @field_validator("ae_title")
     @classmethod
