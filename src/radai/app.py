@@ -18,6 +18,7 @@ from radai.archive.stability import StabilityMonitor
 from radai.archive.storage import FileStorage
 from radai.config import Settings
 from radai.db import Database
+from radai.dimse.server import DimseServer
 from radai.logs import keep_values_out_of_pydicom_logs
 from radai.metrics import Metrics
 
@@ -86,6 +87,7 @@ class Radai:
         if self._components:
             return
         self.add_component(_Thread("stability", self.stability.start, self.stability.stop))
+        self.add_component(DimseServer(self))
 
     def stop(self) -> None:
         """Stop every started component (last started first), then the indexer."""

@@ -1,0 +1,101 @@
+"""radai's DIMSE service class provider: the AE, its presentation contexts, the server.
+
+Supported (PS3.4): Verification; Storage for every storage SOP class radai accepts
+(retired ones included), in every transfer syntax it accepts, with the SCU role on
+offer too so that a C-GET requestor can take the SCP role (PS3.7 §D.3.3.4); Patient
+Root and Study Root Query/Retrieve FIND, MOVE and GET.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE
+from pynetdicom.transport import ThreadedAssociationServer
+
+from radai.archive.sop_classes import storage_sop_classes
+from radai.archive.transfer_syntaxes import ACCEPTED_TRANSFER_SYNTAXES, COMPRESSED, UNCOMPRESSED
+from radai.dimse import qr
+from radai.dimse.handlers import DimseNode, event_handlers
+from radai.dimse.scu import configure_pynetdicom
+from radai.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
+if TYPE_CHECKING:
+    from radai.app import Radai
+
+log = logging.getLogger(__name__)
+
+#: Verification SOP Class (PS3.4 Annex A, PS3.6 Annex A).
+_VERIFICATION = "1.2.840.10008.1.1"
+#: Transfer syntaxes for commands and identifiers (PS3.5 §10.1): the uncompressed ones.
+_IDENTIFIER_SYNTAXES = [str(ImplicitVRLittleEndian), str(ExplicitVRLittleEndian), str(ExplicitVRBigEndian)]
+
+
+def _storage_syntaxes() -> list[str]:
+    # Uncompressed first, then compressed, in the order radai lists them; a requestor's
+    # own order decides which one a context gets (PS3.8 §9.3.3.2).
+    ordered = [str(t) for t in (*UNCOMPRESSED, *COMPRESSED)]
+    assert set(ordered) == ACCEPTED_TRANSFER_SYNTAXES
+    return ordered
+
+
+def build_ae(node: DimseNode) -> AE:
+    """The Application Entity with radai's supported contexts, limits and timeouts."""
+    settings = node.settings
+    ae = AE(ae_title=node.ae_title)
+    ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
+    ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
+    ae.maximum_pdu_size = settings.maximum_pdu_size
+    ae.maximum_associations = settings.maximum_associations
+    ae.network_timeout = settings.network_timeout_seconds
+    ae.acse_timeout = settings.acse_timeout_seconds
+    ae.dimse_timeout = settings.dimse_timeout_seconds
+    ae.add_supported_context(_VERIFICATION, _IDENTIFIER_SYNTAXES)
+    storage = _storage_syntaxes()
+    for uid in sorted(storage_sop_classes()):
+        ae.add_supported_context(uid, storage, scu_role=True, scp_role=True)
+    for models in (qr.FIND_MODELS, qr.MOVE_MODELS, qr.GET_MODELS):
+        for uid in models:
+            ae.add_supported_context(uid, _IDENTIFIER_SYNTAXES)
+    return ae
+
+
+class DimseServer:
+    """The DIMSE SCP as a :class:`radai.app.Component`: listens on the DICOM port."""
+
+    name = "dimse"
+
+    def __init__(self, radai: Radai) -> None:
+        settings = radai.settings
+        self._host = settings.host
+        self._port = settings.dicom_port
+        self.node = DimseNode(ae_title=settings.ae_title, settings=settings.dimse,
+                              archive=radai.archive, db=radai.db, metrics=radai.metrics)
+        self._ae: AE | None = None
+        self._server: ThreadedAssociationServer | None = None
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the bound one once started, e.g. when 0 was asked for)."""
+        if self._server is not None:
+            return int(self._server.server_address[1])
+        return self._port
+
+    def start(self) -> None:
+        """Listen without blocking; raises OSError when the port cannot be bound."""
+        configure_pynetdicom()
+        self._ae = build_ae(self.node)
+        self._server = self._ae.start_server((self._host, self._port), block=False,
+                                             evt_handlers=event_handlers(self.node))
+        log.info("DICOM %s listening on %s:%d", self.node.ae_title, self._host, self.port)
+
+    def stop(self) -> None:
+        """Stop listening and end every open association."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+        if self._ae is not None:
+            self._ae.shutdown()
+            self._ae = None
