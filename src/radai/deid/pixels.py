@@ -1,0 +1,107 @@
+"""Burned-in annotation: which objects are refused, and blanking regions (PS3.15 E.3.1, Clean Pixel Data).
+
+Header de-identification cannot remove text that is part of the pixels. An object that
+says it has burned-in annotation (BurnedInAnnotation (0028,0301) YES), or whose kind
+is known to carry it whatever the header says, is refused unless the caller gives the
+regions to blank.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+
+#: SOP classes whose images are screen or video captures, where devices burn the
+#: patient's name, ID and dates into the pixels as a matter of course.
+BURNED_IN_SOP_CLASSES: frozenset[str] = frozenset({
+    "1.2.840.10008.5.1.4.1.1.6.1",  # Ultrasound Image Storage
+    "1.2.840.10008.5.1.4.1.1.3.1",  # Ultrasound Multi-frame Image Storage
+    "1.2.840.10008.5.1.4.1.1.6",  # Ultrasound Image Storage (Retired)
+    "1.2.840.10008.5.1.4.1.1.3",  # Ultrasound Multi-frame Image Storage (Retired)
+    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture Image Storage
+    "1.2.840.10008.5.1.4.1.1.7.1",  # Multi-frame Single Bit Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.7.2",  # Multi-frame Grayscale Byte Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.7.3",  # Multi-frame Grayscale Word Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.7.4",  # Multi-frame True Color Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.77.1.1.1",  # Video Endoscopic Image Storage
+    "1.2.840.10008.5.1.4.1.1.77.1.2.1",  # Video Microscopic Image Storage
+    "1.2.840.10008.5.1.4.1.1.77.1.4.1",  # Video Photographic Image Storage
+})
+
+#: Modalities (PS3.3 C.7.3.1.1.1) whose devices overlay patient details on the image:
+#: ultrasound scanners, endoscopy and external-camera capture stations, and "other"
+#: (OT), the modality screen captures are usually given.
+BURNED_IN_MODALITIES: frozenset[str] = frozenset({"US", "ES", "XC", "OT"})
+
+
+@dataclass(frozen=True)
+class Region:
+    """A rectangle of the image in pixels: left column, top row, width, height."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        if self.x < 0 or self.y < 0 or self.width <= 0 or self.height <= 0:
+            raise ValueError("a pixel region needs x >= 0, y >= 0, width > 0 and height > 0")
+
+    @classmethod
+    def parse(cls, text: str) -> Region:
+        """``X,Y,WIDTH,HEIGHT`` in pixels."""
+        parts = text.split(",")
+        if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
+            raise ValueError(f"pixel region {text!r} is not X,Y,WIDTH,HEIGHT (four whole numbers)")
+        x, y, width, height = (int(p) for p in parts)
+        return cls(x, y, width, height)
+
+
+def burned_in_reason(ds: Dataset) -> str | None:
+    """Why ``ds`` may carry burned-in text, or None when nothing says so.
+
+    Only objects with Pixel Data are considered. The reason names attributes and
+    standard SOP classes or modalities only, never a value from the patient.
+    """
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        return None
+    if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+        return "BurnedInAnnotation (0028,0301) is YES"
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if sop_class in BURNED_IN_SOP_CLASSES:
+        return f"{UID(sop_class).name} objects commonly carry burned-in text"
+    modality = str(ds.get("Modality", "")).upper()
+    if modality in BURNED_IN_MODALITIES:
+        return f"Modality {modality} images commonly carry burned-in text"
+    return None
+
+
+def blank_regions(ds: Dataset, regions: tuple[Region, ...]) -> None:
+    """Blank ``regions`` in every frame, then store the pixels uncompressed (PS3.15 E.3.1).
+
+    Compressed pixel data is decoded first (colour to RGB); the result is written in
+    Explicit VR Little Endian, so the blanked pixels cannot come back from a lossy
+    codec's neighbourhood. Raises ValueError naming Rows/Columns when a region lies
+    outside the image.
+    """
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    for region in regions:
+        if region.x >= columns or region.y >= rows:
+            raise ValueError("a pixel region starts outside the image (Rows (0028,0010), Columns (0028,0011))")
+    if ds.file_meta.TransferSyntaxUID.is_compressed:
+        ds.decompress(generate_instance_uid=False)
+    photometric = str(ds.PhotometricInterpretation)
+    arr = ds.pixel_array.copy()
+    if photometric.startswith("YBR"):
+        photometric = "RGB"  # pixel_array converts YBR to RGB
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    samples = int(ds.SamplesPerPixel)
+    view = arr.reshape((frames, rows, columns, samples))
+    # The darkest value present: always inside Bits Stored, and black on screen.
+    fill = arr.max() if photometric == "MONOCHROME1" else arr.min()
+    for region in regions:
+        view[:, region.y:region.y + region.height, region.x:region.x + region.width, :] = fill
+    ds.set_pixel_data(arr, photometric, int(ds.BitsStored), generate_instance_uid=False)
+    ds.BurnedInAnnotation = "NO"
