@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from radai.auth.settings import AuthSettings
 from radai.dicomweb.settings import DicomWebSettings
 
 #: AE titles: 1-16 characters of the default character repertoire, no backslash,
@@ -122,6 +123,7 @@ class Settings(BaseSettings):
 
     dimse: DimseSettings = Field(default_factory=DimseSettings)
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     dicomweb: DicomWebSettings = Field(default_factory=DicomWebSettings)
 
     @field_validator("ae_title")

@@ -7,6 +7,7 @@ import importlib
 #: Modules that define tables, in dependency order. A new domain adds its own line.
 TABLE_MODULES = (
     "radai.archive.models",
+    "radai.auth.models",
 )
 
 
