@@ -76,3 +76,59 @@ def import_(config_file: Path | None, data_dir: Path | None, paths: tuple[Path, 
     from radai.archive.cli import run_import
 
     sys.exit(run_import(settings, list(paths)))
+
+
+@main.command()
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
+              help="radai.toml to read (default ./radai.toml if present).")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("output", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--option", "options", multiple=True, metavar="NAME",
+              help="PS3.15 E.3 option, repeatable: retain-longitudinal-modified-dates, "
+                   "retain-longitudinal-full-dates, retain-patient-characteristics, retain-device-identity, "
+                   "retain-institution-identity, retain-uids, retain-safe-private, clean-descriptors, "
+                   "clean-structured-content, clean-graphics.")
+@click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="File holding the pseudonymisation key (default deid.key_file or deid.key).")
+@click.option("--clean-pixels", "regions", multiple=True, metavar="X,Y,W,H",
+              help="Blank this region in images that carry burned-in text instead of refusing them "
+                   "(Clean Pixel Data Option); repeatable.")
+@click.option("--mapping", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write input path -> output path as CSV here (identifying: keep it apart).")
+def deid(config_file: Path | None, source: Path, output: Path, options: tuple[str, ...],
+         key_file: Path | None, regions: tuple[str, ...], mapping: Path | None) -> None:
+    """De-identify DICOM files and folders (PS3.15 Annex E Basic Profile) into OUTPUT."""
+    settings = load(config_file)
+    from radai.deid.cli import run_deid
+
+    sys.exit(run_deid(settings, [source], output, options=list(options), key_file=key_file,
+                      regions=list(regions), mapping=mapping))
+
+
+class LazyGroup(click.Group):
+    """A command group whose commands live in a module imported only when the group is used.
+
+    ``import_name`` is ``"package.module:group"``; ``radai --help`` lists the group
+    without importing it.
+    """
+
+    def __init__(self, name: str, *, import_name: str, **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        self._import_name = import_name
+
+    def _target(self) -> click.Group:
+        import importlib
+
+        module, _, attr = self._import_name.partition(":")
+        group: click.Group = getattr(importlib.import_module(module), attr)
+        return group
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self._target().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._target().get_command(ctx, cmd_name)
+
+
+main.add_command(LazyGroup("users", import_name="radai.auth.cli:users",
+                           help="Manage users: add, list, set-password, disable, enable."))

@@ -18,7 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from radai.auth.settings import AuthSettings
+from radai.deid.settings import DeidSettings
 from radai.dicomweb.settings import DicomWebSettings
+from radai.models.settings import ModelsSettings
+from radai.quality.settings import QualitySettings
 
 #: AE titles: 1-16 characters of the default character repertoire, no backslash,
 #: no control characters, not all spaces (PS3.5 Table 6.2-1, AE value representation).
@@ -125,6 +128,9 @@ class Settings(BaseSettings):
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     dicomweb: DicomWebSettings = Field(default_factory=DicomWebSettings)
+    deid: DeidSettings = Field(default_factory=DeidSettings)
+    models: ModelsSettings = Field(default_factory=ModelsSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
 
     @field_validator("ae_title")
     @classmethod

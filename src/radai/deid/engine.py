@@ -39,7 +39,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
-from pydicom.uid import UID
+from pydicom.uid import UID, ExplicitVRBigEndian
 from pydicom.valuerep import PersonName
 
 from radai.deid.options import BASIC_PROFILE_CODE, Option
@@ -124,6 +124,11 @@ def deidentify(ds: Dataset, *, profile: Profile, key: PseudonymKey) -> Dataset:
     reason = burned_in_reason(ds)
     if reason is not None and not profile.pixel_regions:
         raise DeidentificationRefused(f"{reason}; give the regions to blank (Clean Pixel Data Option)")
+    meta = getattr(ds, "file_meta", None)
+    if reason is not None and meta is not None and meta.get("TransferSyntaxUID") == ExplicitVRBigEndian:
+        # pydicom cannot re-encode big-endian pixel data, and the syntax is retired (PS3.5 A.3).
+        raise DeidentificationRefused(f"{reason}; its pixels are in the retired Explicit VR Big Endian "
+                                      "transfer syntax, which radai cannot blank")
     out = copy.deepcopy(ds)
     run = _Run(profile=profile, key=key, table=load_table(), safe_private=load_safe_private(),
                shift_days=key.date_shift_days(_patient_identity(ds)))

@@ -103,5 +103,14 @@ def blank_regions(ds: Dataset, regions: tuple[Region, ...]) -> None:
     fill = arr.max() if photometric == "MONOCHROME1" else arr.min()
     for region in regions:
         view[:, region.y:region.y + region.height, region.x:region.x + region.width, :] = fill
-    ds.set_pixel_data(arr, photometric, int(ds.BitsStored), generate_instance_uid=False)
+    if arr.dtype.itemsize <= 2:
+        ds.set_pixel_data(arr, photometric, int(ds.BitsStored), generate_instance_uid=False)
+    else:
+        # pydicom's set_pixel_data stops at 16 bits; 32-bit pixels are written as they
+        # are, interleaved (Planar Configuration 0), in the little-endian syntax they came in.
+        data = arr.astype(arr.dtype.newbyteorder("<")).tobytes()
+        ds.PixelData = data + b"\x00" * (len(data) % 2)
+        ds.PhotometricInterpretation = photometric
+        if samples > 1:
+            ds.PlanarConfiguration = 0
     ds.BurnedInAnnotation = "NO"

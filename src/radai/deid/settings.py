@@ -6,8 +6,6 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
-from radai.deid.options import Option
-
 
 class DeidSettings(BaseModel):
     """De-identification: where the pseudonymisation key comes from, and the default options."""
@@ -26,5 +24,7 @@ class DeidSettings(BaseModel):
     @classmethod
     def _known(cls, values: list[str]) -> list[str]:
         for value in values:
+            from radai.deid.options import Option  # only when options are set: it loads pydicom's codes
+
             Option.from_name(value)
         return values
