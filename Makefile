@@ -31,6 +31,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[dev]'
 	$(PIP) install -q --no-deps pneumonia-model-package==0.3.0
+	$(PIP) install -q --no-deps onnx2torch==1.5.15
 	touch $(STAMP)
 
 npm-deps:

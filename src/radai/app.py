@@ -21,6 +21,7 @@ from radai.db import Database
 from radai.dimse.server import DimseServer
 from radai.logs import keep_values_out_of_pydicom_logs
 from radai.metrics import Metrics
+from radai.models.registry import ModelRegistry
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -58,6 +59,7 @@ class Radai:
         self.stability = StabilityMonitor(
             self.db, quiet_seconds=settings.archive.stability_seconds,
             poll_seconds=settings.archive.stability_poll_seconds, metrics=self.metrics)
+        self.models = ModelRegistry(db=self.db, settings=settings)
         self._components: list[Component] = []
         self._started: list[Component] = []
 
@@ -68,6 +70,7 @@ class Radai:
     def prepare(self) -> None:
         """Migrate the database and start the parts every command needs (indexing)."""
         self.db.migrate()
+        self.models.sync()
         self.indexer.start()
 
     def start(self) -> None:

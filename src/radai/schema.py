@@ -8,6 +8,9 @@ import importlib
 TABLE_MODULES = (
     "radai.archive.models",
     "radai.auth.models",
+    "radai.models.models",
+    "radai.inference.models",
+    "radai.routing.models",
 )
 
 

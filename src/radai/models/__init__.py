@@ -1,0 +1,1 @@
+"""Model packages: manifests, the registry, runtimes, the pixel pipeline and built-in models."""

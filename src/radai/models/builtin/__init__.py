@@ -1,0 +1,1 @@
+"""Model packages that ship with radai (one folder each, holding ``model.yaml``)."""
