@@ -7,10 +7,8 @@ import importlib
 #: Modules that define tables, in dependency order. A new domain adds its own line.
 TABLE_MODULES = (
     "radai.archive.models",
-    "radai.auth.models",
     "radai.models.models",
-    "radai.inference.models",
-    "radai.routing.models",
+    "radai.auth.models",
 )
 
 
