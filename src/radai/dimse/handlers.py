@@ -25,6 +25,7 @@ from radai.archive.service import Archive
 from radai.config import DimseSettings
 from radai.db import Database
 from radai.dimse import qr, scu
+from radai.dimse.network import set_nodelay
 from radai.dimse.status import STORE_STATUS, Status, status_class
 from radai.metrics import Metrics
 
@@ -103,7 +104,7 @@ def handle_requested(event: evt.Event, node: DimseNode) -> None:
 def handle_conn_open(event: evt.Event, node: DimseNode) -> None:
     """``EVT_CONN_OPEN``: count the connection and turn Nagle's algorithm off."""
     node.metrics.associations_active.inc()
-    scu.set_nodelay(event)
+    set_nodelay(event)
 
 
 def handle_conn_close(event: evt.Event, node: DimseNode) -> None:
@@ -234,7 +235,7 @@ def handle_move(event: evt.Event, node: DimseNode) -> Iterator[Any]:
     yield peer.host, peer.port, {
         "contexts": contexts,
         "max_pdu": node.settings.maximum_pdu_size,
-        "evt_handlers": [(evt.EVT_CONN_OPEN, scu.set_nodelay), (evt.EVT_ACCEPTED, accepted)],
+        "evt_handlers": [(evt.EVT_CONN_OPEN, set_nodelay), (evt.EVT_ACCEPTED, accepted)],
     }
     yield len(items)
     yield from _sub_operations(event, node, items, lambda: holder["assoc"])

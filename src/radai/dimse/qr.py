@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag, Tag
@@ -40,6 +40,7 @@ GET_MODELS: dict[str, tuple[Level, ...]] = {
 }
 
 _QUERY_RETRIEVE_LEVEL = 0x00080052
+_UNDEFINED_LENGTH = 0xFFFFFFFF
 _SPECIFIC_CHARACTER_SET = 0x00080005
 _RETRIEVE_AE_TITLE = 0x00080054
 _INSTANCE_AVAILABILITY = 0x00080056
@@ -75,6 +76,15 @@ class FindRequest:
     requested: tuple[RequestedKey, ...]
 
 
+def _check_complete(identifier: Dataset) -> None:
+    """Refuse an Identifier whose elements hold fewer bytes than their headers promise."""
+    for tag in list(identifier.keys()):
+        elem = identifier.get_item(tag)  # raw: no value is decoded here
+        if isinstance(elem, RawDataElement) and elem.length != _UNDEFINED_LENGTH \
+                and len(elem.value or b"") != elem.length:
+            raise IdentifierError(Status.UNABLE_TO_PROCESS, "the Identifier is truncated")
+
+
 def _level(identifier: Dataset, levels: Sequence[Level]) -> Level:
     if _QUERY_RETRIEVE_LEVEL not in identifier:
         raise IdentifierError(Status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
@@ -108,6 +118,7 @@ def parse_find(identifier: Dataset, levels: Sequence[Level]) -> FindRequest:
     §C.4.1.2.2.1); keys the index does not hold match universally and are returned
     empty. Raises :class:`IdentifierError`.
     """
+    _check_complete(identifier)
     level = _level(identifier, levels)
     matches: list[Match] = []
     requested: list[RequestedKey] = []
@@ -201,6 +212,7 @@ def parse_retrieve(identifier: Dataset, levels: Sequence[Level]) -> tuple[Level,
     below the patient level); unique keys of the levels above narrow the match; other
     keys are ignored. Raises :class:`IdentifierError`.
     """
+    _check_complete(identifier)
     level = _level(identifier, levels)
     matches: list[Match] = []
     for lvl in levels:

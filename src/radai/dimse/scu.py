@@ -14,9 +14,7 @@ an association it manages.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +24,13 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_file_meta_info
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE, _config, build_context, evt
+from pynetdicom import AE, build_context, evt
 from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext
 
 from radai.archive.transfer_syntaxes import UNCOMPRESSED
 from radai.config import DimsePeer
+from radai.dimse.network import configure_pynetdicom, set_nodelay
 from radai.dimse.status import status_class
 from radai.logs import uid_ref
 
@@ -40,35 +39,6 @@ log = logging.getLogger(__name__)
 #: PS3.8 §9.3.2.2: presentation context IDs are odd numbers 1-255, so at most 128 contexts.
 MAX_CONTEXTS = 128
 _FALLBACK = (str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian))
-
-
-def configure_pynetdicom() -> None:
-    """Process-wide pynetdicom settings radai relies on.
-
-    pynetdicom logs request and response Identifiers (patient names, IDs, dates) at
-    INFO level unless told otherwise, and binds per-PDU logging handlers that cost time
-    on every PDU; radai turns both off.
-    """
-    _config.LOG_REQUEST_IDENTIFIERS = False
-    _config.LOG_RESPONSE_IDENTIFIERS = False
-    _config.LOG_HANDLER_LEVEL = "none"
-    logger = logging.getLogger("pynetdicom")
-    if logger.getEffectiveLevel() < logging.INFO:
-        logger.setLevel(logging.INFO)
-
-
-def set_nodelay(event: evt.Event) -> None:
-    """``EVT_CONN_OPEN`` handler: send small PDUs (responses, headers) at once.
-
-    With Nagle's algorithm on, a small write behind an unacknowledged one waits for the
-    peer's delayed ACK (~40 ms on Linux), which caps one association at a few dozen
-    instances per second.
-    """
-    sock = getattr(event.assoc.dul.socket, "socket", None)
-    if sock is not None:
-        # A socket the peer already closed has nothing left to tune.
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def presentation_contexts(items: Iterable[tuple[str, str]]) -> list[PresentationContext]:
@@ -112,7 +82,8 @@ def payload(assoc: Association, path: Path) -> Dataset:
         return ds
     if accepted & set(_FALLBACK):
         try:
-            ds.decompress()
+            # The same SOP Instance in another transfer syntax keeps its UID (PS3.5 §10).
+            ds.decompress(generate_instance_uid=False)
         except Exception as exc:  # noqa: BLE001 - a codec failure fails this instance only
             log.warning("instance %s cannot be decompressed for the peer (%s)",
                         uid_ref(str(ds.SOPInstanceUID)), type(exc).__name__)

@@ -19,7 +19,7 @@ from radai.archive.sop_classes import storage_sop_classes
 from radai.archive.transfer_syntaxes import ACCEPTED_TRANSFER_SYNTAXES, COMPRESSED, UNCOMPRESSED
 from radai.dimse import qr
 from radai.dimse.handlers import DimseNode, event_handlers
-from radai.dimse.scu import configure_pynetdicom
+from radai.dimse.network import configure_pynetdicom
 from radai.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 if TYPE_CHECKING:
