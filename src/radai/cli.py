@@ -132,3 +132,5 @@ class LazyGroup(click.Group):
 
 main.add_command(LazyGroup("users", import_name="radai.auth.cli:users",
                            help="Manage users: add, list, set-password, disable, enable."))
+main.add_command(LazyGroup("models", import_name="radai.models.cli:models",
+                           help="Model packages: list, show, import, enable, disable, set-state, prepare."))
