@@ -19,6 +19,7 @@ from radai.archive.storage import FileStorage
 from radai.config import Settings
 from radai.db import Database
 from radai.dimse.server import DimseServer
+from radai.inference.events import TaskEventHub
 from radai.logs import keep_values_out_of_pydicom_logs
 from radai.metrics import Metrics
 from radai.models.registry import ModelRegistry
@@ -60,6 +61,8 @@ class Radai:
             self.db, quiet_seconds=settings.archive.stability_seconds,
             poll_seconds=settings.archive.stability_poll_seconds, metrics=self.metrics)
         self.models = ModelRegistry(db=self.db, settings=settings)
+        #: Listeners of ended inference tasks (results, worklist): see radai.inference.events.
+        self.task_events = TaskEventHub()
         self._components: list[Component] = []
         self._started: list[Component] = []
 
@@ -89,8 +92,15 @@ class Radai:
     def _build_serving_components(self) -> None:
         if self._components:
             return
+        from radai.inference.executor import build_executor
+        from radai.routing.listener import Router
+
+        # Routing checks its rules and listens before the first stability event can fire.
+        self.add_component(Router(settings=self.settings.routing, registry=self.models,
+                                  stability=self.stability))
         self.add_component(_Thread("stability", self.stability.start, self.stability.stop))
         self.add_component(DimseServer(self))
+        self.add_component(build_executor(self))
 
     def stop(self) -> None:
         """Stop every started component (last started first), then the indexer."""
@@ -131,6 +141,7 @@ def build_web_app(radai: Radai, *, manage_lifecycle: bool = False) -> FastAPI:
     """
     from fastapi import FastAPI
 
+    from radai.auth.web import install as install_auth
     from radai.web import health
 
     @asynccontextmanager
@@ -146,7 +157,17 @@ def build_web_app(radai: Radai, *, manage_lifecycle: bool = False) -> FastAPI:
     app = FastAPI(title="radai", version=_version(), lifespan=lifespan,
                   openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
     app.state.radai = radai
+    # Every route added to the app from here on is behind authentication (radai.auth).
+    install_auth(app, radai)
     app.include_router(health.router)
+    from radai.auth.deps import protected
+    from radai.auth.roles import Capability
+    from radai.dicomweb.router import router as dicomweb_router
+
+    # /dicom-web (PS3.18): identified images and metadata, for users who may read studies;
+    # STOW-RS also needs store_studies.
+    app.include_router(dicomweb_router, dependencies=protected(
+        Capability.READ_STUDIES, write_capability=Capability.STORE_STUDIES))
     return app
 
 
