@@ -99,6 +99,9 @@ def handle_requested(event: evt.Event, node: DimseNode) -> None:
     if not is_allowed(node.settings, calling, address):
         log.warning("association refused: calling AE title not allowed")
         assoc.acse.send_reject(*_REJECT_CALLING_AE)
+        # As pynetdicom's own rejections do: wait until the A-ASSOCIATE-RJ is out and the
+        # upper layer has stopped, before the connection is closed.
+        assoc.kill()
 
 
 def handle_conn_open(event: evt.Event, node: DimseNode) -> None:

@@ -171,11 +171,12 @@ def send_files(*, peer: DimsePeer, calling_ae: str, paths: list[Path],
         (m[0], m[2]) for m in readable), ae_title=peer.ae_title, max_pdu=max_pdu,
         evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay)])
     if not assoc.is_established:
-        why = "rejected" if assoc.is_rejected else "aborted" if assoc.is_aborted else "could not connect"
-        log.warning("association with %s %s", peer.ae_title, why)
+        # pynetdicom reports a refused or timed-out connection as an abort too.
+        why = "association rejected" if assoc.is_rejected else "no association (no connection or aborted)"
+        log.warning("sending to %s failed: %s", peer.ae_title, why)
         return SendReport(peer.ae_title, [InstanceResult(p, m[1] if m else "", None)
                                           for p, m in zip(paths, metas, strict=True)],
-                          association_error=f"association {why}")
+                          association_error=why)
     results = []
     try:
         for path, meta in zip(paths, metas, strict=True):
