@@ -20,8 +20,10 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from radai.auth.settings import AuthSettings
 from radai.deid.settings import DeidSettings
 from radai.dicomweb.settings import DicomWebSettings
+from radai.inference.settings import InferenceSettings
 from radai.models.settings import ModelsSettings
 from radai.quality.settings import QualitySettings
+from radai.routing.settings import RoutingSettings
 
 #: AE titles: 1-16 characters of the default character repertoire, no backslash,
 #: no control characters, not all spaces (PS3.5 Table 6.2-1, AE value representation).
@@ -131,6 +133,8 @@ class Settings(BaseSettings):
     deid: DeidSettings = Field(default_factory=DeidSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    inference: InferenceSettings = Field(default_factory=InferenceSettings)
 
     @field_validator("ae_title")
     @classmethod

@@ -9,6 +9,8 @@ TABLE_MODULES = (
     "radai.archive.models",
     "radai.models.models",
     "radai.auth.models",
+    "radai.inference.models",
+    "radai.routing.models",
 )
 
 
