@@ -19,7 +19,8 @@ Choices the standard leaves to the implementation, and the ones made here:
   A sequence under D keeps its items, each de-identified by the same table.
 - C: dates (DA, DT) move by the patient's offset under the Modified Dates option and
   times (TM) stay, as the shift is whole days; text is cleaned by removing every
-  identifying value the dataset itself holds (names, IDs, dates, addresses...); a
+  identifying value the dataset itself holds (names, IDs, dates, addresses...), and
+  names and AE titles, which are nothing but identity, become dummies; a
   sequence is cleaned item by item; Overlay and Curve Data cannot be cleaned and are
   removed.
 - Attributes not in the table are kept; sequences not in the table are still walked,
@@ -291,8 +292,9 @@ def _clean(ds: Dataset, elem: DataElement, run: _Run) -> None:
         pass  # the shift is whole days, so times of day keep the intervals as they are
     elif vr == "UI":
         _replace_uids(elem, run)
-    elif vr == "PN":
-        elem.value = _DUMMY["PN"] if elem.value else None
+    elif vr in ("PN", "AE"):
+        # A name or an AE title is identity itself: nothing is left once it is cleaned.
+        elem.value = _DUMMY[vr] if elem.value else None
     elif vr in _TEXT_VRS:
         if elem.value:
             elem.value = _map_values(elem.value, lambda v: _scrub(v, run.scrub))

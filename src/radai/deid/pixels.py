@@ -99,8 +99,7 @@ def blank_regions(ds: Dataset, regions: tuple[Region, ...]) -> None:
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     samples = int(ds.SamplesPerPixel)
     view = arr.reshape((frames, rows, columns, samples))
-    # The darkest value present: always inside Bits Stored, and black on screen.
-    fill = arr.max() if photometric == "MONOCHROME1" else arr.min()
+    fill = _black(ds, photometric)
     for region in regions:
         view[:, region.y:region.y + region.height, region.x:region.x + region.width, :] = fill
     if arr.dtype.itemsize <= 2:
@@ -114,3 +113,11 @@ def blank_regions(ds: Dataset, regions: tuple[Region, ...]) -> None:
         if samples > 1:
             ds.PlanarConfiguration = 0
     ds.BurnedInAnnotation = "NO"
+
+
+def _black(ds: Dataset, photometric: str) -> int:
+    """The stored value shown as black: the lowest (or, for MONOCHROME1, highest) Bits Stored allows."""
+    bits = int(ds.BitsStored)
+    signed = int(ds.get("PixelRepresentation", 0)) == 1
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    return high if photometric == "MONOCHROME1" else low
