@@ -67,12 +67,57 @@ def demo(config_file: Path | None, data_dir: Path | None, no_serve: bool) -> Non
     sys.exit(run_demo(settings, serve=not no_serve))
 
 
+_IMAGE_ATTRIBUTE_OPTIONS = (
+    ("--patient-id", "patient_id", "Patient ID (0010,0020)."),
+    ("--patient-name", "patient_name", "Patient's Name (0010,0010), e.g. Doe^Jane."),
+    ("--patient-sex", "patient_sex", "Patient's Sex (0010,0040): M, F or O."),
+    ("--patient-birth-date", "patient_birth_date", "Patient's Birth Date (0010,0030), YYYYMMDD."),
+    ("--study-date", "study_date", "Study Date (0008,0020), YYYYMMDD (default today)."),
+    ("--study-description", "study_description", "Study Description (0008,1030)."),
+    ("--series-description", "series_description", "Series Description (0008,103E)."),
+    ("--accession", "accession_number", "Accession Number (0008,0050)."),
+    ("--body-part", "body_part", "Body Part Examined (0018,0015), e.g. CHEST."),
+    ("--modality", "modality", "Modality (0008,0060) (default OT, or DX with --sop-class dx)."),
+    ("--view-position", "view_position", "View Position (0018,5101), e.g. PA."),
+    ("--institution", "institution", "Institution Name (0008,0080)."),
+    ("--referring-physician", "referring_physician", "Referring Physician's Name (0008,0090)."),
+    ("--pixel-spacing", "pixel_spacing", "Imager Pixel Spacing in mm, ROW,COL (DX)."),
+    ("--patient-orientation", "patient_orientation", "Patient Orientation, e.g. L,F (DX)."),
+)
+
+
+def image_attribute_options(func: F) -> F:
+    """The ``radai import --as-dicom`` options that set DICOM attributes."""
+    for flag, name, text in reversed(_IMAGE_ATTRIBUTE_OPTIONS):
+        func = click.option(flag, name, default=None, help=text)(func)
+    return func
+
+
 @main.command("import")
 @settings_options
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-def import_(config_file: Path | None, data_dir: Path | None, paths: tuple[Path, ...]) -> None:
-    """Import DICOM files and folders (recursively) into the archive."""
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--as-dicom", is_flag=True,
+              help="Convert JPEG/PNG images into DICOM (one study per image unless --csv groups them).")
+@click.option("--sop-class", type=click.Choice(["sc", "dx"]), default="sc", show_default=True,
+              help="With --as-dicom: Secondary Capture or Digital X-Ray (For Presentation).")
+@click.option("--csv", "csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --as-dicom: one row per image (file,patient_id,patient_name,sex,birth_date,"
+                   "study_date,accession,body_part,view_position,…,study); options give defaults.")
+@image_attribute_options
+def import_(config_file: Path | None, data_dir: Path | None, paths: tuple[Path, ...], as_dicom: bool,
+            sop_class: str, csv_file: Path | None, **attributes: str | None) -> None:
+    """Import DICOM files and folders (recursively) into the archive, or images with --as-dicom."""
+    given = [flag for flag, name, _ in _IMAGE_ATTRIBUTE_OPTIONS if attributes.get(name) is not None]
+    if not as_dicom and (csv_file or given or sop_class != "sc"):
+        raise click.UsageError("--csv, --sop-class and attribute options need --as-dicom")
+    if not paths and not csv_file:
+        raise click.UsageError("give PATHS to import (or --csv with --as-dicom)")
     settings = load(config_file, data_dir=data_dir)
+    if as_dicom:
+        from radai.archive.convert import run_convert_import
+
+        sys.exit(run_convert_import(settings, list(paths), csv_file=csv_file, sop_class=sop_class,
+                                    attributes=attributes))
     from radai.archive.cli import run_import
 
     sys.exit(run_import(settings, list(paths)))

@@ -7,8 +7,9 @@ Steps, each from the manifest's ``input`` section:
    decodes here as it does for WADO-RS rendering.
 2. Grayscale pipeline (PS3.3 §C.11, PS3.4 Annex N) per ``windowing``:
    ``none`` keeps the stored values untouched; ``dataset`` applies the dataset's VOI LUT
-   or window (C.11.2) when it has one, keeps 8-bit images without modality or VOI
-   transformation as stored, and maps other images' value range to 0..255;
+   or window (C.11.2) when it has one, mapping the VOI output range to 0..255, keeps
+   8-bit images without modality or VOI transformation as stored, and maps other
+   images' value range to 0..255;
    ``minmax`` maps the frame's modality value range to 0..255; a fixed ``{center,
    width}`` window applies that window. MONOCHROME1 is inverted so that higher values
    are brighter (C.7.6.3.1.2), as models are trained on.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset
+from pydicom.pixels.processing import apply_voi_lut
 
 from radai.imaging import (
     PixelError,
@@ -105,6 +107,8 @@ def frame_values(ds: Dataset, index: int, windowing: str | FixedWindow) -> np.nd
     if windowing == "none" or (windowing == "dataset" and _plain_8bit(ds)):
         return _stored(ds, index, invert=monochrome1)
     if windowing == "dataset":
+        if "WindowCenter" in ds or "VOILUTSequence" in ds:
+            return _dataset_voi(ds, index, invert=monochrome1)
         return display_frame(ds, index)
     values = modality_values(ds, index)
     low, high = float(values.min()), float(values.max())
@@ -113,6 +117,34 @@ def frame_values(ds: Dataset, index: int, windowing: str | FixedWindow) -> np.nd
     else:
         out = np.asarray(np.round((values - low) / (high - low) * 255.0), dtype=np.uint8)
     return 255 - out if monochrome1 else out
+
+
+def _dataset_voi(ds: Dataset, index: int, *, invert: bool) -> np.ndarray:
+    """The dataset's first VOI (LUT preferred, else window) mapped from its output range.
+
+    The VOI output range is fixed by the standard (C.11.2.1.2: the LUT's bit depth, or for
+    a window the range of the modality values), so 0..255 means the same for every image
+    and a window spanning the stored range leaves 8-bit values unchanged.
+    """
+    values = modality_values(ds, index)
+    try:
+        voi = np.asarray(apply_voi_lut(values, ds, index=0, prefer_lut=True), dtype=np.float64)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        raise PixelError("the VOI LUT or window (0028,1050)/(0028,3010) cannot be applied") from None
+    if "VOILUTSequence" in ds:
+        bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
+        low, high = 0.0, float(2**bits - 1)
+    elif "ModalityLUTSequence" in ds:
+        low, high = 0.0, float(2 ** int(ds.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
+    else:
+        bits = int(ds.BitsStored)
+        signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+        low, high = (-(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1) if signed else (0.0, 2.0**bits - 1)
+        slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+        if slope is not None and intercept is not None:
+            low, high = low * float(slope) + float(intercept), high * float(slope) + float(intercept)
+    out = np.asarray(np.round(np.clip((voi - low) / (high - low), 0.0, 1.0) * 255.0), dtype=np.uint8)
+    return 255 - out if invert else out
 
 
 def _plain_8bit(ds: Dataset) -> bool:
