@@ -82,7 +82,10 @@ def _basic_profile(root: Path) -> dict[str, tuple[str, str]]:
     path = next(root.glob("**/dicom_anonymization_databases/dicomfields_2026c.py"))
     rows: dict[str, tuple[str, str]] = {}
     code = ""
-    for line in path.read_text().splitlines():
+    # The package's formatter breaks long entries over lines: join them back first.
+    text = re.sub(r"\(\s*\n\s*(0x[0-9A-Fa-f]{4}),\s*\n\s*(0x[0-9A-Fa-f]{4}),?\s*\n\s*\),",
+                  r"(\1, \2),", path.read_text())
+    for line in text.splitlines():
         head = re.match(r"^([A-Z_]+)\s*=\s*\[", line)
         if head:
             code = _BASIC_LISTS.get(head.group(1), "")
