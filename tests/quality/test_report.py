@@ -181,7 +181,12 @@ def test_multiclass_report_shows_accuracy_and_each_class() -> None:
 
 
 def test_write_report_leaves_only_the_finished_file(tmp_path: Path) -> None:
-    result = _multiclass_run()
+    spec = FindingSpec("malignant", "Malignant tumour", 0.5)
+    outcomes = [
+        StudyOutcome(f"k{i}", {"malignant": Truth.PRESENT if i % 2 else Truth.ABSENT}, {"malignant": i / 10})
+        for i in range(10)
+    ]
+    result = evaluate_validation(findings=[spec], outcomes=outcomes)
     thresholds = GateThresholds()
     target = tmp_path / "report.html"
     target.write_text("old")
