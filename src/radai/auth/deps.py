@@ -26,12 +26,14 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.params import Depends as DependsParam
-from fastapi.routing import APIRoute
+from fastapi.routing import RouteContext, iter_route_contexts
 from fastapi.security import OAuth2PasswordBearer
+from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from radai.auth.audit import ActorKind, Outcome, record_access
@@ -43,6 +45,12 @@ from radai.db import Database
 PRINCIPAL_KEY = "radai.principal"
 #: Where the middleware leaves the raw session token (for the CSRF token of pages).
 SESSION_TOKEN_KEY = "radai.session_token"  # noqa: S105 - a scope key, not a secret
+
+#: Set in the ASGI scope once the request has its audit row(s).
+AUDITED_KEY = "radai.audited"
+#: Set in the ASGI scope by an audited guard that let the request through.
+AUDIT_ROUTE_KEY = "radai.audit_route"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 SESSION_COOKIE = "radai_session"
 CSRF_COOKIE = "radai_csrf"
@@ -97,12 +105,35 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+@dataclass(frozen=True)
+class MatchedRoute:
+    """The route a request goes to, as mounted in the app (prefixes included)."""
+
+    #: Path template, e.g. ``/dicom-web/studies/{study}``.
+    path: str
+    path_params: dict[str, str]
+    guards: list[Guard]
+
+
+def match_route(app: Starlette, method: str, path: str) -> MatchedRoute | None:
+    """The route of ``app`` that answers ``method path``, with the guards it was mounted with."""
+    for ctx in iter_route_contexts(app.routes):
+        regex = getattr(ctx, "path_regex", None)
+        methods = ctx.methods
+        if regex is None or (methods and method not in methods):
+            continue
+        found = regex.match(path)
+        if found:
+            return MatchedRoute(path=ctx.path or path, path_params=found.groupdict(),
+                                guards=route_guards(ctx))
+    return None
+
+
 def action_name(request: Request) -> str:
     """Default audit action of a request: method and route template, never the path itself
     (``GET /dicom-web/studies/{study}``, not the UID)."""
-    route = request.scope.get("route")
-    template = getattr(route, "path", None) or "(unmatched)"
-    return f"{request.method} {template}"[:128]
+    matched = match_route(request.app, request.method, request.url.path)
+    return f"{request.method} {matched.path if matched else '(unmatched)'}"[:128]
 
 
 def study_uid_of(path_params: dict[str, Any]) -> str | None:
@@ -135,40 +166,56 @@ CurrentUser = Annotated[Principal, Depends(current_user)]
 class Guard:
     """A dependency that lets a request through when the user holds a role or capability.
 
-    A denial is answered 403; on routes that serve patient data (and the audit log) it
-    is also written to the audit log.
+    ``write_capability``, when given, is needed in addition for requests that change
+    state (any method but GET, HEAD, OPTIONS), e.g. STOW-RS on a DICOMweb router that
+    otherwise needs ``read_studies``. A denial is answered 403.
+
+    On an *audited* guard (by default, one asking for a capability that serves patient
+    data or the audit log) every request is written to the audit log: denials here,
+    the rest by the middleware when the answer starts, unless the route recorded the
+    studies it returned itself (:class:`AuditTrail`).
     """
 
     def __init__(self, *, roles: Iterable[Role] = (), capability: Capability | None = None,
-                 audit_denials: bool | None = None) -> None:
+                 write_capability: Capability | None = None, audited: bool | None = None) -> None:
         self.roles = frozenset(roles)
         self.capability = capability
-        self.audit_denials = (capability in AUDITED_CAPABILITIES if audit_denials is None
-                              else audit_denials)
+        self.write_capability = write_capability
+        self.audited = (bool({capability, write_capability} & AUDITED_CAPABILITIES)
+                        if audited is None else audited)
 
-    def allows(self, principal: Principal) -> bool:
-        """Whether ``principal`` may pass."""
-        if self.capability is not None and not principal.may(self.capability):
+    def _needed(self, method: str) -> list[Capability]:
+        needed = [self.capability] if self.capability is not None else []
+        if self.write_capability is not None and method not in SAFE_METHODS:
+            needed.append(self.write_capability)
+        return needed
+
+    def allows(self, principal: Principal, method: str = "GET") -> bool:
+        """Whether ``principal`` may pass with a request of ``method``."""
+        if not all(principal.may(c) for c in self._needed(method)):
             return False
         return not self.roles or bool(self.roles & principal.roles)
 
-    def describe(self) -> str:
+    def describe(self, method: str = "GET") -> str:
         """What the guard asks for, for error messages (names of roles, not of people)."""
-        if self.capability is not None:
-            granted = ", ".join(sorted(ROLE_MATRIX[self.capability]))
-            return f"the {self.capability.value} capability (roles: {granted})"
+        parts = [f"the {c.value} capability (roles: {', '.join(sorted(ROLE_MATRIX[c]))})"
+                 for c in self._needed(method)]
         if self.roles:
-            return "one of the roles " + ", ".join(sorted(self.roles))
-        return "an authenticated user"
+            parts.append("one of the roles " + ", ".join(sorted(self.roles)))
+        return " and ".join(parts) or "an authenticated user"
 
     def __call__(self, request: Request, user: CurrentUser) -> Principal:
-        if self.allows(user):
+        if self.allows(user, request.method):
+            if self.audited:
+                # The middleware writes the audit row when the answer starts.
+                request.scope[AUDIT_ROUTE_KEY] = True
             return user
-        if self.audit_denials:
+        if self.audited:
             record_access(_db(request), actor=user.username, action=action_name(request),
                           study_uid=study_uid_of(request.path_params), client=client_address(request),
                           outcome=Outcome.DENIED, status=403, actor_kind=ActorKind.USER)
-        raise HTTPException(403, f"this needs {self.describe()}")
+            request.scope[AUDITED_KEY] = True
+        raise HTTPException(403, f"this needs {self.describe(request.method)}")
 
 
 def require_roles(*roles: Role) -> Guard:
@@ -183,20 +230,21 @@ def require_capability(capability: Capability) -> Guard:
     return Guard(capability=capability)
 
 
-def protected(capability: Capability | None = None, *, roles: Iterable[Role] = ()) -> list[DependsParam]:
+def protected(capability: Capability | None = None, *, roles: Iterable[Role] = (),
+              write_capability: Capability | None = None) -> list[DependsParam]:
     """Dependencies for ``include_router(..., dependencies=protected(...))``.
 
     With no argument any authenticated user passes; with a capability or roles, only
-    users who hold them.
+    users who hold them; ``write_capability`` is needed in addition by requests that
+    change state.
     """
-    return [Depends(Guard(capability=capability, roles=roles))]
+    return [Depends(Guard(capability=capability, roles=roles, write_capability=write_capability))]
 
 
-def route_guards(route: BaseRoute) -> list[Guard]:
-    """The guards a route was mounted with (empty for a route without one)."""
-    if not isinstance(route, APIRoute):
-        return []
-    return [d.dependency for d in route.dependencies if isinstance(d.dependency, Guard)]
+def route_guards(route: BaseRoute | RouteContext) -> list[Guard]:
+    """The guards a route was mounted with, router-level ones included (empty if none)."""
+    deps = getattr(route, "dependencies", None) or []
+    return [d.dependency for d in deps if isinstance(d.dependency, Guard)]
 
 
 class AuditTrail:
@@ -208,11 +256,21 @@ class AuditTrail:
 
     def record(self, study_uids: str | Iterable[str] | None, *, action: str | None = None,
                outcome: Outcome = Outcome.ALLOWED, status: int = 200) -> None:
-        """Append one audit row per study (committed at once, before the answer is sent)."""
+        """Append one audit row per study (committed at once, before the answer is sent).
+
+        Once a route has recorded a study, the middleware adds no row of its own for
+        the request; an empty ``study_uids`` records nothing (the middleware then
+        records the request without a study).
+        """
+        uids: str | list[str] | None = (study_uids if study_uids is None or isinstance(study_uids, str)
+                                        else list(study_uids))
+        if uids == []:
+            return
         record_access(_db(self._request), actor=self._user.username,
-                      action=action or action_name(self._request), study_uid=study_uids,
+                      action=action or action_name(self._request), study_uid=uids,
                       client=client_address(self._request), outcome=outcome, status=status,
                       actor_kind=ActorKind.USER)
+        self._request.scope[AUDITED_KEY] = True
 
 
 def audit_trail(request: Request, user: CurrentUser) -> AuditTrail:

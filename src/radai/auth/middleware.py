@@ -25,19 +25,22 @@ from urllib.parse import parse_qs, quote
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Match
 
 from radai.auth.audit import ANONYMOUS, ActorKind, Outcome, record_access
 from radai.auth.deps import (
+    AUDIT_ROUTE_KEY,
+    AUDITED_KEY,
     CSRF_FIELD,
     CSRF_HEADER,
     PRINCIPAL_KEY,
+    SAFE_METHODS,
     SESSION_COOKIE,
     SESSION_TOKEN_KEY,
     TOKEN_URL,
+    action_name,
     bearer_challenge,
     csrf_matches,
-    route_guards,
+    match_route,
     study_uid_of,
 )
 from radai.auth.roles import Capability
@@ -51,7 +54,6 @@ if TYPE_CHECKING:
 #: Paths anyone may request.
 OPEN_PATHS = frozenset({"/healthz", "/login", "/logout", TOKEN_URL})
 METRICS_PATH = "/metrics"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Largest form body read to find a ``csrf_token`` field (HTML forms are small).
 _MAX_FORM_BYTES = 1 << 20
 
@@ -117,6 +119,8 @@ class AuthMiddleware:
         scope[PRINCIPAL_KEY] = principal
         if principal is not None and principal.via == "session":
             scope[SESSION_TOKEN_KEY] = cookie
+        if principal is not None:
+            send = _audited_send(scope, send, radai, principal)
         await self.app(scope, receive, send)
 
     @staticmethod
@@ -145,19 +149,13 @@ class AuthMiddleware:
     @staticmethod
     def _audit_anonymous(request: Request, radai: Radai) -> None:
         """Record an anonymous attempt on a route that serves patient data."""
-        app = request.scope["app"]
-        for route in app.router.routes:
-            match, child = route.matches(request.scope)
-            if match != Match.FULL:
-                continue
-            if any(g.audit_denials for g in route_guards(route)):
-                method = request.method
-                record_access(radai.db, actor=ANONYMOUS, actor_kind=ActorKind.ANONYMOUS,
-                              action=f"{method} {getattr(route, 'path', '')}"[:128],
-                              study_uid=study_uid_of(child.get("path_params", {})),
-                              client=request.client.host if request.client else "",
-                              outcome=Outcome.DENIED, status=401)
-            return
+        matched = match_route(request.scope["app"], request.method, request.url.path)
+        if matched is not None and any(g.audited for g in matched.guards):
+            record_access(radai.db, actor=ANONYMOUS, actor_kind=ActorKind.ANONYMOUS,
+                          action=f"{request.method} {matched.path}"[:128],
+                          study_uid=study_uid_of(matched.path_params),
+                          client=request.client.host if request.client else "",
+                          outcome=Outcome.DENIED, status=401)
 
     @staticmethod
     async def _check_csrf(request: Request, receive: Receive, session_token: str
@@ -177,6 +175,26 @@ class AuthMiddleware:
             {"detail": f"CSRF token missing or invalid: requests made with the session cookie "
                        f"that change state must send the {CSRF_HEADER} header (value of the "
                        f"radai_csrf cookie) or the {CSRF_FIELD} form field"}, 403)
+
+
+def _audited_send(scope: Scope, send: Send, radai: Radai, principal: Principal) -> Send:
+    """A ``send`` that writes the audit row of a request to an audited route before its
+    answer leaves, unless the route (or its guard) recorded the request already."""
+
+    async def send_after_audit(message: Message) -> None:
+        if (message["type"] == "http.response.start" and scope.get(AUDIT_ROUTE_KEY)
+                and not scope.get(AUDITED_KEY)):
+            status = int(message["status"])
+            request = Request(scope)
+            await run_in_threadpool(
+                record_access, radai.db, actor=principal.username, actor_kind=ActorKind.USER,
+                action=action_name(request), study_uid=study_uid_of(request.path_params),
+                client=request.client.host if request.client else "",
+                outcome=Outcome.DENIED if status in (401, 403) else Outcome.ALLOWED, status=status)
+            scope[AUDITED_KEY] = True
+        await send(message)
+
+    return send_after_audit
 
 
 async def _read_body(receive: Receive) -> bytes | None:

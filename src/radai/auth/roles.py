@@ -8,6 +8,7 @@ grant it.
 capability         admin  radiologist  annotator  vendor  auditor
 =================  =====  ===========  =========  ======  =======
 read_studies         x         x           x
+store_studies        x         x
 review                         x
 annotate                       x           x
 manage_models        x
@@ -21,6 +22,9 @@ view_metrics         x                                       x
   worklist, findings and results, viewer pages. Annotators are readers inside the
   clinical zone and need the images they label. Vendors and auditors never see
   identified data.
+- ``store_studies``: send instances into radai over HTTP (STOW-RS); DICOMweb routes
+  need it on top of ``read_studies`` for requests that change state. (Modalities and
+  PACS usually send over DIMSE, allow-listed by AE title.)
 - ``review``: record verdicts on AI findings and sign reports.
 - ``annotate``: work on annotation tasks and record labels.
 - ``manage_models``: import, enable, disable and route models; start validation runs.
@@ -52,6 +56,7 @@ class Capability(enum.StrEnum):
     """Things a user may be allowed to do; granted by roles through :data:`ROLE_MATRIX`."""
 
     READ_STUDIES = "read_studies"
+    STORE_STUDIES = "store_studies"
     REVIEW = "review"
     ANNOTATE = "annotate"
     MANAGE_MODELS = "manage_models"
@@ -66,6 +71,7 @@ _A, _R, _N, _V, _U = Role.ADMIN, Role.RADIOLOGIST, Role.ANNOTATOR, Role.VENDOR, 
 #: Capability → the roles that grant it (the table in this module's docstring).
 ROLE_MATRIX: dict[Capability, frozenset[Role]] = {
     Capability.READ_STUDIES: frozenset({_A, _R, _N}),
+    Capability.STORE_STUDIES: frozenset({_A, _R}),
     Capability.REVIEW: frozenset({_R}),
     Capability.ANNOTATE: frozenset({_R, _N}),
     Capability.MANAGE_MODELS: frozenset({_A}),
@@ -77,8 +83,8 @@ ROLE_MATRIX: dict[Capability, frozenset[Role]] = {
 
 #: Capabilities whose routes serve identified patient data: denied attempts on them are
 #: written to the audit log.
-PATIENT_DATA_CAPABILITIES = frozenset({Capability.READ_STUDIES, Capability.REVIEW,
-                                       Capability.ANNOTATE})
+PATIENT_DATA_CAPABILITIES = frozenset({Capability.READ_STUDIES, Capability.STORE_STUDIES,
+                                       Capability.REVIEW, Capability.ANNOTATE})
 
 
 def capabilities_of(roles: Iterable[Role]) -> frozenset[Capability]:
