@@ -63,17 +63,33 @@ def test_login_sets_httponly_samesite_cookie_and_redirects(auth_radai: Radai, cl
     assert client.get("/docs", headers={"Accept": "text/html"}).status_code == 200
 
 
-def test_cookie_secure_setting_marks_the_cookies_secure(tmp_path: Path, sqlite_url: str) -> None:
-    radai = Radai(make_settings(tmp_path, sqlite_url, cookie_secure=True))
+def _session_cookies_secure(radai: Radai, base_url: str) -> bool:
+    with TestClient(build_web_app(radai), base_url=base_url, follow_redirects=False) as c:
+        csrf = _login_form(c)
+        # The browser talks HTTPS to the proxy and sends the (Secure) login-form cookie.
+        c.cookies.set("radai_login_csrf", csrf, path="/login")
+        r = c.post("/login", data={"username": "rad1", "password": PASSWORD, "csrf_token": csrf})
+        assert r.status_code == 303
+        flags = {"Secure" in cookie for cookie in r.headers.get_list("set-cookie")
+                 if cookie.startswith(("radai_session=", "radai_csrf="))}
+    assert len(flags) == 1
+    return flags.pop()
+
+
+def test_cookies_are_secure_over_https_or_when_configured(tmp_path: Path, sqlite_url: str) -> None:
+    radai = Radai(make_settings(tmp_path, sqlite_url))
     radai.prepare()
     try:
         add_user(radai, "rad1", Role.RADIOLOGIST)
-        with TestClient(build_web_app(radai), base_url="https://testserver", follow_redirects=False) as c:
-            r = _sign_in(c, "rad1")
-            assert r.status_code == 303
-            for cookie in r.headers.get_list("set-cookie"):
-                if cookie.startswith(("radai_session=", "radai_csrf=")):
-                    assert "Secure" in cookie
+        assert not _session_cookies_secure(radai, "http://testserver")
+        assert _session_cookies_secure(radai, "https://testserver")
+    finally:
+        radai.stop()
+    # Behind a TLS-terminating proxy radai sees plain HTTP: the setting marks them secure.
+    radai = Radai(make_settings(tmp_path, sqlite_url, cookie_secure=True))
+    radai.prepare()
+    try:
+        assert _session_cookies_secure(radai, "http://testserver")
     finally:
         radai.stop()
 

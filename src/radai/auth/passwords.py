@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+from functools import cached_property
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -18,9 +21,12 @@ class Passwords:
             parallelism=settings.argon2_parallelism,
         )
         self.min_length = settings.password_min_length
+
+    @cached_property
+    def _decoy(self) -> str:
         # Verified against when the user name is unknown, so that an unknown name costs
         # the same time as a wrong password and does not reveal which names exist.
-        self._decoy = self._hasher.hash("radai-decoy-password")
+        return self._hasher.hash(secrets.token_urlsafe(16))
 
     def check_policy(self, password: str) -> None:
         """Raise ``ValueError`` when ``password`` is too short or blank."""

@@ -254,7 +254,7 @@ def _render_login(request: Request, runtime: Runtime, *, next_url: str, error: s
          "csrf_token": login_csrf}, status_code=status, headers=headers)
     settings: AuthSettings = request.app.state.radai.settings.auth
     response.set_cookie(LOGIN_CSRF_COOKIE, login_csrf, httponly=True, samesite="strict",
-                        secure=settings.cookie_secure, path="/login")
+                        secure=settings.cookie_secure or request.url.scheme == "https", path="/login")
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -297,10 +297,12 @@ def login_submit(request: Request, radai: RadaiDep, runtime: Runtime,
     _revoke_cookie_session(radai.db, request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse(target, 303)
     max_age = settings.session_lifetime_minutes * 60
+    # A request that came over HTTPS gets Secure cookies whatever the setting says.
+    secure = settings.cookie_secure or request.url.scheme == "https"
     response.set_cookie(SESSION_COOKIE, result.issued.token, max_age=max_age, path="/", httponly=True,
-                        samesite="lax", secure=settings.cookie_secure)
+                        samesite="lax", secure=secure)
     response.set_cookie(CSRF_COOKIE, csrf_for(result.issued.token), max_age=max_age, path="/",
-                        httponly=False, samesite="lax", secure=settings.cookie_secure)
+                        httponly=False, samesite="lax", secure=secure)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
