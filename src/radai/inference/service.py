@@ -110,8 +110,8 @@ def claim_tasks(db: Database, *, worker_id: str, model_id: str, model_version: s
             .with_for_update(skip_locked=True)))
         if not rows:
             return []
-        uids = dict(s.execute(select(Study.id, Study.study_instance_uid)
-                              .where(Study.id.in_({r.study_pk for r in rows}))).tuples())
+        uids: dict[int, str] = {pk: uid for pk, uid in s.execute(
+            select(Study.id, Study.study_instance_uid).where(Study.id.in_({r.study_pk for r in rows})))}
         claims = []
         for task in rows:
             exhausted = task.state == TaskState.RUNNING.value and task.attempts >= task.max_attempts
@@ -147,7 +147,7 @@ def due_models(session: Session) -> dict[tuple[str, str], int]:
     rows = session.execute(
         select(InferenceTask.model_id, InferenceTask.model_version, func.count())
         .where(_due(utcnow()))
-        .group_by(InferenceTask.model_id, InferenceTask.model_version)).tuples()
+        .group_by(InferenceTask.model_id, InferenceTask.model_version))
     return {(m, v): int(n) for m, v, n in rows}
 
 
@@ -326,5 +326,5 @@ def series_uids(session: Session, *, series_pks: Sequence[int]) -> dict[int, str
     """Series Instance UIDs by index key."""
     if not series_pks:
         return {}
-    return dict(session.execute(select(Series.id, Series.series_instance_uid)
-                                .where(Series.id.in_(set(series_pks)))).tuples())
+    return {pk: uid for pk, uid in session.execute(
+        select(Series.id, Series.series_instance_uid).where(Series.id.in_(set(series_pks))))}
