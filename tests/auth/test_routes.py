@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from starlette.routing import Mount
@@ -89,3 +89,18 @@ def test_metrics_token_policy_needs_a_token_even_on_loopback(tmp_path, db_url: s
             assert local.get("/healthz").status_code == 200
     finally:
         radai.stop()
+
+
+def test_websockets_need_credentials_too(app: FastAPI, client: TestClient,
+                                         user_headers: Callable[..., dict[str, str]]) -> None:
+    @app.websocket("/ws-probe")
+    async def probe(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text("hello")
+        await ws.close()
+
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/ws-probe"):
+        pass
+    assert refused.value.code == 1008
+    with client.websocket_connect("/ws-probe", headers=user_headers(Role.AUDITOR)) as ws:
+        assert ws.receive_text() == "hello"

@@ -121,3 +121,22 @@ def test_password_hash_is_upgraded_at_login_when_argon2_parameters_change(
     assert f",t={FAST_ARGON2['argon2_time_cost']}," in after and after != before
     # The re-hashed password still works.
     token_for(client, "rad1")
+
+
+def test_users_api_for_admins(client: TestClient, user_headers: Callable[..., dict[str, str]]) -> None:
+    admin = user_headers(Role.ADMIN)
+    body = {"username": "ann1", "password": PASSWORD, "roles": ["annotator"]}
+    r = client.post("/api/v1/users", json=body, headers=admin)
+    assert r.status_code == 201
+    assert r.json()["username"] == "ann1" and r.json()["roles"] == ["annotator"]
+    assert "password" not in r.text and "argon2" not in r.text
+    assert client.post("/api/v1/users", json=body, headers=admin).status_code == 409
+    short = {**body, "username": "ann2", "password": "short"}
+    r = client.post("/api/v1/users", json=short, headers=admin)
+    assert r.status_code == 422 and "at least 8 characters" in r.text
+    assert client.post("/api/v1/users", json={**body, "username": "ann3", "roles": ["root"]},
+                       headers=admin).status_code == 422
+    assert client.post("/api/v1/users/nobody/disable", headers=admin).status_code == 404
+    listed = client.get("/api/v1/users", headers=admin).json()
+    assert [u["username"] for u in listed] == ["ann1", "u-admin"]
+    assert token_for(client, "ann1")

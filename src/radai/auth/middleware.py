@@ -2,7 +2,7 @@
 
 Secure by default: a request to any path other than the open ones needs a valid
 bearer token (``Authorization: Bearer …``) or session cookie, whatever router it is
-for — including routes added later, mounted static files and unknown paths.
+for — including routes added later, mounted static files, WebSockets and unknown paths.
 
 - Open: ``/healthz``, ``/login``, ``/logout`` and the token endpoint.
 - ``/metrics``: see :attr:`radai.auth.settings.AuthSettings.metrics_access`.
@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.websockets import WebSocketClose
 
 from radai.auth.audit import ANONYMOUS, ActorKind, Outcome, record_access
 from radai.auth.deps import (
@@ -72,8 +73,8 @@ def _wants_page(request: Request) -> bool:
             and not path.startswith(("/api/", "/dicom-web/")))
 
 
-def _bearer(request: Request) -> str | None:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+def _bearer(conn: HTTPConnection) -> str | None:
+    scheme, _, value = conn.headers.get("authorization", "").partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
@@ -93,6 +94,9 @@ class AuthMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -121,6 +125,20 @@ class AuthMiddleware:
             scope[SESSION_TOKEN_KEY] = cookie
         if principal is not None:
             send = _audited_send(scope, send, radai, principal)
+        await self.app(scope, receive, send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """WebSockets authenticate like HTTP requests; without credentials they are closed
+        before the handshake completes (policy violation, RFC 6455 §7.4.1)."""
+        conn = HTTPConnection(scope)
+        radai: Radai = scope["app"].state.radai
+        bearer = _bearer(conn)
+        cookie = conn.cookies.get(SESSION_COOKIE) if bearer is None else None
+        principal = await run_in_threadpool(_resolve, radai, bearer, cookie)
+        if principal is None:
+            await WebSocketClose(code=1008)(scope, receive, send)
+            return
+        scope[PRINCIPAL_KEY] = principal
         await self.app(scope, receive, send)
 
     @staticmethod

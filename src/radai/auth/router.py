@@ -161,9 +161,10 @@ def create_user(body: UserCreate, radai: RadaiDep, runtime: Runtime) -> UserOut:
             user = service.create_user(session, username=body.username, password=body.password,
                                        roles=body.roles, passwords=runtime.passwords)
             return _user_out(user)
+    except service.UserExists as exc:
+        raise HTTPException(409, str(exc)) from None
     except service.UserError as exc:
-        status = 409 if "exists" in str(exc) else 422
-        raise HTTPException(status, str(exc)) from None
+        raise HTTPException(422, str(exc)) from None
 
 
 @api.post("/users/{username}/disable", status_code=204, dependencies=[_ManageUsers])
@@ -182,7 +183,7 @@ def _set_disabled(db: Database, username: str, *, disabled: bool) -> Response:
     try:
         with db.transaction() as session:
             service.set_disabled(session, username=username, disabled=disabled)
-    except service.UserError as exc:
+    except service.NoSuchUser as exc:
         raise HTTPException(404, str(exc)) from None
     return Response(status_code=204)
 

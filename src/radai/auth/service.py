@@ -47,6 +47,14 @@ class UserError(ValueError):
     """A user cannot be created or changed; the message says why (never a password)."""
 
 
+class UserExists(UserError):
+    """A user with the name exists already."""
+
+
+class NoSuchUser(UserError):
+    """No user has the name."""
+
+
 @dataclass(frozen=True)
 class Principal:
     """The authenticated user of one request."""
@@ -142,7 +150,7 @@ def create_user(session: Session, *, username: str, password: str, roles: Iterab
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if get_user(session, username=username) is not None:
-        raise UserError("a user with this name exists already")
+        raise UserExists("a user with this name exists already")
     user = User(username=username, password_hash=passwords.hash(password),
                 roles=[UserRole(role=r.value) for r in role_set])
     session.add(user)
@@ -154,7 +162,7 @@ def create_user(session: Session, *, username: str, password: str, roles: Iterab
 def _require_user(session: Session, username: str) -> User:
     user = get_user(session, username=username)
     if user is None:
-        raise UserError("no such user")
+        raise NoSuchUser("no such user")
     return user
 
 
