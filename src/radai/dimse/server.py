@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom import uid
 from pynetdicom import AE
 from pynetdicom.transport import ThreadedAssociationServer
 
 from radai.archive.sop_classes import storage_sop_classes
-from radai.archive.transfer_syntaxes import ACCEPTED_TRANSFER_SYNTAXES, COMPRESSED, UNCOMPRESSED
+from radai.archive.transfer_syntaxes import ACCEPTED_TRANSFER_SYNTAXES
 from radai.dimse import qr
 from radai.dimse.handlers import DimseNode, event_handlers
 from radai.dimse.network import configure_pynetdicom
@@ -30,14 +30,26 @@ log = logging.getLogger(__name__)
 #: Verification SOP Class (PS3.4 Annex A, PS3.6 Annex A).
 _VERIFICATION = "1.2.840.10008.1.1"
 #: Transfer syntaxes for commands and identifiers (PS3.5 §10.1): the uncompressed ones.
-_IDENTIFIER_SYNTAXES = [str(ImplicitVRLittleEndian), str(ExplicitVRLittleEndian), str(ExplicitVRBigEndian)]
+_IDENTIFIER_SYNTAXES = [str(uid.ExplicitVRLittleEndian), str(uid.ImplicitVRLittleEndian),
+                        str(uid.ExplicitVRBigEndian)]
 
 
 def _storage_syntaxes() -> list[str]:
-    # Uncompressed first, then compressed, in the order radai lists them; a requestor's
-    # own order decides which one a context gets (PS3.8 §9.3.3.2).
-    ordered = [str(t) for t in (*UNCOMPRESSED, *COMPRESSED)]
-    assert set(ordered) == ACCEPTED_TRANSFER_SYNTAXES
+    """Accepted transfer syntaxes in radai's order of preference.
+
+    pynetdicom gives each context the first of these the requestor also proposed
+    (PS3.8 §9.3.3.2 leaves the choice to the acceptor): Explicit VR Little Endian keeps
+    VRs and costs nothing to read; lossless compression next; lossy last, so that an
+    instance is never taken lossy when the sender offered it any other way.
+    """
+    ordered = [
+        str(uid.ExplicitVRLittleEndian),
+        str(uid.JPEGLSLossless), str(uid.JPEG2000Lossless), str(uid.JPEGLosslessSV1), str(uid.JPEGLossless),
+        str(uid.RLELossless), str(uid.DeflatedExplicitVRLittleEndian),
+        str(uid.ImplicitVRLittleEndian), str(uid.ExplicitVRBigEndian),
+        str(uid.JPEGLSNearLossless), str(uid.JPEG2000), str(uid.JPEGExtended12Bit), str(uid.JPEGBaseline8Bit),
+    ]
+    assert set(ordered) == ACCEPTED_TRANSFER_SYNTAXES and len(ordered) == len(set(ordered))
     return ordered
 
 
@@ -54,11 +66,11 @@ def build_ae(node: DimseNode) -> AE:
     ae.dimse_timeout = settings.dimse_timeout_seconds
     ae.add_supported_context(_VERIFICATION, _IDENTIFIER_SYNTAXES)
     storage = _storage_syntaxes()
-    for uid in sorted(storage_sop_classes()):
-        ae.add_supported_context(uid, storage, scu_role=True, scp_role=True)
+    for sop_class in sorted(storage_sop_classes()):
+        ae.add_supported_context(sop_class, storage, scu_role=True, scp_role=True)
     for models in (qr.FIND_MODELS, qr.MOVE_MODELS, qr.GET_MODELS):
-        for uid in models:
-            ae.add_supported_context(uid, _IDENTIFIER_SYNTAXES)
+        for model in models:
+            ae.add_supported_context(model, _IDENTIFIER_SYNTAXES)
     return ae
 
 
