@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from starlette.routing import Mount
 
 from radai.app import Radai, build_web_app
+from radai.auth.deps import route_guards
 from radai.auth.middleware import OPEN_PATHS
 from radai.auth.roles import Role
 from tests.auth.conftest import make_settings
@@ -62,6 +63,19 @@ def test_every_route_rejects_anonymous_requests_except_the_open_ones(app: FastAP
     assert checked >= 10
     # Paths that match no route are refused the same way (no probing for what exists).
     assert client.get("/no/such/path").status_code == 401
+
+
+#: Routes any signed-in user may use: who am I, sign out, API docs; /metrics has its own policy.
+ANY_USER = {"/api/v1/auth/me", "/api/v1/auth/logout", "/docs", "/docs/oauth2-redirect", "/openapi.json",
+            "/metrics"}
+
+
+def test_every_other_route_is_mounted_with_a_role_check(app: FastAPI) -> None:
+    """A router mounted without ``protected(...)`` would let any signed-in user in (vendors
+    included); every domain router names the capability it needs."""
+    unguarded = sorted(f"{sorted(ctx.methods or [])} {ctx.path}" for ctx in iter_route_contexts(app.routes)
+                       if ctx.path not in EXPECTED_OPEN | ANY_USER and not route_guards(ctx))
+    assert unguarded == []
 
 
 def test_metrics_open_to_loopback_only(auth_radai: Radai,
