@@ -47,7 +47,8 @@ def run_deid(settings: Settings, inputs: list[Path], out_dir: Path, *, options: 
     for path, reason in report.failed:
         click.echo(f"failed {path}: {reason}", err=True)
     click.echo(f"{len(report.written)} de-identified, {len(report.refused)} refused, "
-               f"{len(report.failed)} failed, {len(report.not_dicom)} not DICOM")
+               f"{len(report.failed)} failed, {len(report.not_dicom)} not DICOM, "
+               f"{len(report.duplicates)} duplicate instances")
     if report.failed or not (report.written or report.refused):
         return 1
     return 0

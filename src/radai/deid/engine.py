@@ -10,8 +10,12 @@ Choices the standard leaves to the implementation, and the ones made here:
 - Combined codes (X/Z, X/D, X/Z/D, Z/D): the least-removing alternative, Z for X/Z and
   D for the others, because radai does not know every IOD's attribute types and Z or D
   keeps the object valid whether the attribute is Type 1, 2 or 3 (E.1.1 allows it).
-  Sequences under X/D or X/Z/D are removed: all of them are Type 3 in the IODs radai
-  stores, and a dummy item would still carry the original codes.
+  Sequences are removed instead, being Type 3 where they occur (an empty Type 3
+  sequence is invalid, and a dummy item would still carry the original codes), except
+  the Type 2 Acquisition Context Sequence, which is emptied.
+- X where the IOD needs the attribute: Responsible Person/Organization of an animal
+  patient are emptied, not removed; removing Overlay Data removes its whole overlay
+  group.
 - X/Z/U*: the sequence is kept and its UIDs are replaced (U*), so references stay
   resolvable; every other nested attribute goes through the table too.
 - D: a dummy of the attribute's VR. Identifiers (SH, LO, UC) get a keyed pseudonym of
@@ -61,6 +65,11 @@ _DUMMY: dict[str, Any] = {
     "CS": "ANONYMIZED", "AE": "ANONYMIZED", "UR": "urn:x-radai:anonymized", "AS": "000D",
     "DA": "19000101", "TM": "000000", "DT": "19000101000000", "AT": 0,
 }
+#: Sequences that are Type 2 where they occur: Acquisition Context Sequence (PS3.3 C.7.6.14).
+_TYPE_2_SEQUENCES = frozenset({0x00400555})
+#: Responsible Person and Organization are Type 2C for an animal patient (PS3.3 C.7.1.1):
+#: there the Basic Profile's X becomes Z, as E.1.1 allows to keep the IOD valid.
+_ANIMAL_TYPE_2C = frozenset({0x00102297, 0x00102299})
 #: Values shorter than this are not searched for in free text: "M", "1", "CT" would
 #: remove far more than identity.
 _MIN_SCRUB_LENGTH = 3
@@ -213,11 +222,15 @@ def _apply(ds: Dataset, elem: DataElement, action: str, run: _Run) -> None:
     if action in ("Z/D", "X/D", "X/Z/D"):
         action = "X" if vr == "SQ" and action != "Z/D" else "D"
     elif action == "X/Z":
-        action = "Z"
+        # An empty sequence breaks the "one or more items" rule of a Type 3 sequence; only
+        # the Type 2 ones are kept empty.
+        action = "Z" if vr != "SQ" or int(elem.tag) in _TYPE_2_SEQUENCES else "X"
     elif action == "X/Z/U*":
         action = "U"
+    if action == "X" and int(elem.tag) in _ANIMAL_TYPE_2C and _is_animal(ds):
+        action = "Z"
     if action == "X":
-        del ds[elem.tag]
+        _remove(ds, elem)
     elif action == "Z":
         elem.value = [] if vr == "SQ" else (b"" if vr in _BYTES_VRS else None)
     elif action == "K":
@@ -231,6 +244,21 @@ def _apply(ds: Dataset, elem: DataElement, action: str, run: _Run) -> None:
         _clean(ds, elem, run)
     else:  # pragma: no cover - the table loader refuses unknown codes
         raise ValueError(f"unknown action code for {elem.keyword or elem.tag}")
+
+
+def _remove(ds: Dataset, elem: DataElement) -> None:
+    tag = elem.tag
+    if tag.group & 0xFF00 == 0x6000 and tag.element == 0x3000:
+        # Without its Overlay Data the rest of the overlay plane is invalid (PS3.3 C.9.2,
+        # Type 1): the whole repeating group goes.
+        for other in [t for t in ds.keys() if t.group == tag.group]:
+            del ds[other]
+    else:
+        del ds[tag]
+
+
+def _is_animal(ds: Dataset) -> bool:
+    return "PatientSpeciesDescription" in ds or "PatientSpeciesCodeSequence" in ds
 
 
 def _replace_uids(elem: DataElement, run: _Run) -> None:

@@ -38,6 +38,9 @@ class TreeReport:
     refused: list[tuple[Path, str]] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     not_dicom: list[Path] = field(default_factory=list)
+    #: Files carrying a SOP Instance UID already written in this run (the same instance
+    #: in another encoding, PS3.3 C.12.1.1.1): the first one is kept.
+    duplicates: list[Path] = field(default_factory=list)
 
 
 def output_path(out_dir: Path, study_uid: str, series_uid: str, sop_uid: str) -> Path:
@@ -68,6 +71,7 @@ def deidentify_tree(inputs: list[Path], out_dir: Path, *, profile: Profile, key:
     report = TreeReport()
     out_dir.mkdir(parents=True, exist_ok=True)
     skip = out_dir.resolve()
+    seen: set[Path] = set()
     for path, root in iter_files(inputs, skip=skip):
         try:
             ds = dcmread(path)
@@ -76,6 +80,10 @@ def deidentify_tree(inputs: list[Path], out_dir: Path, *, profile: Profile, key:
             continue
         except (OSError, ValueError, KeyError) as exc:
             report.failed.append((path, f"unreadable: {type(exc).__name__}"))
+            continue
+        if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
+            report.failed.append((path, "not a storable instance: no SOP Class UID (0008,0016) "
+                                        "or SOP Instance UID (0008,0018)"))
             continue
         try:
             clean = deidentify(ds, profile=profile, key=key)
@@ -89,6 +97,10 @@ def deidentify_tree(inputs: list[Path], out_dir: Path, *, profile: Profile, key:
         # An object without UIDs is named by the hash of its de-identified bytes instead.
         fallback = hashlib.sha256(data).hexdigest()
         target = output_path(out_dir, *(str(clean.get(k, "") or fallback) for k in _PATH_UIDS))
+        if target in seen:
+            report.duplicates.append(path)
+            continue
+        seen.add(target)
         _write(data, target)
         log.debug("de-identified instance %s", uid_ref(str(clean.get("SOPInstanceUID", ""))))
         report.written.append((path, target))

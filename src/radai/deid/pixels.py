@@ -102,8 +102,13 @@ def blank_regions(ds: Dataset, regions: tuple[Region, ...]) -> None:
     fill = _black(ds, photometric)
     for region in regions:
         view[:, region.y:region.y + region.height, region.x:region.x + region.width, :] = fill
+    had_frames = "NumberOfFrames" in ds
     if arr.dtype.itemsize <= 2:
         ds.set_pixel_data(arr, photometric, int(ds.BitsStored), generate_instance_uid=False)
+        if not had_frames and "NumberOfFrames" in ds:
+            # set_pixel_data adds Number of Frames 1, which turns a single-frame image
+            # into a multi-frame one that then needs Frame Increment Pointer (PS3.3 C.7.6.6).
+            del ds.NumberOfFrames
     else:
         # pydicom's set_pixel_data stops at 16 bits; 32-bit pixels are written as they
         # are, interleaved (Planar Configuration 0), in the little-endian syntax they came in.
