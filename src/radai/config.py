@@ -23,6 +23,7 @@ from radai.dicomweb.settings import DicomWebSettings
 from radai.inference.settings import InferenceSettings
 from radai.models.settings import ModelsSettings
 from radai.quality.settings import QualitySettings
+from radai.results.settings import ResultsSettings
 from radai.routing.settings import RoutingSettings
 
 #: AE titles: 1-16 characters of the default character repertoire, no backslash,
@@ -135,6 +136,7 @@ class Settings(BaseSettings):
     quality: QualitySettings = Field(default_factory=QualitySettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
+    results: ResultsSettings = Field(default_factory=ResultsSettings)
 
     @field_validator("ae_title")
     @classmethod

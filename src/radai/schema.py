@@ -11,6 +11,7 @@ TABLE_MODULES = (
     "radai.auth.models",
     "radai.inference.models",
     "radai.routing.models",
+    "radai.results.models",
 )
 
 
