@@ -36,11 +36,14 @@ def roundtrip(ds: Dataset) -> Dataset:
     return dcmread(io.BytesIO(buf.getvalue()))
 
 
-def resolved(action: str, vr: str) -> str:
+def resolved(action: str, vr: str, tag: int) -> str:
     """The alternative radai documents for each combined code (see radai.deid.engine)."""
     if action in ("Z/D", "X/D", "X/Z/D"):
         return "X" if vr == "SQ" and action != "Z/D" else "D"
-    return {"X/Z": "Z", "X/Z/U*": "U"}.get(action, action)
+    if action == "X/Z":
+        # Sequences are Type 3 where they occur, except the Acquisition Context Sequence.
+        return "X" if vr == "SQ" and tag != 0x00400555 else "Z"
+    return {"X/Z/U*": "U"}.get(action, action)
 
 
 def is_empty(value: object) -> bool:
@@ -68,7 +71,7 @@ def test_each_row_gets_its_action(options: frozenset[Option]) -> None:
     shifts: set[int] = set()
     checked = 0
     for tag, (row, vr, original) in planted.rows.items():
-        action = resolved(row.action(options), vr)
+        action = resolved(row.action(options), vr, tag)
         where = f"{row.tag} {row.name} ({action})"
         value = out[tag].value if tag in out else None
         if action == "X" or (action == "C" and vr in ("OB", "OW")):
