@@ -93,6 +93,8 @@ class Radai:
         if self._components:
             return
         from radai.inference.executor import build_executor
+        from radai.results.outbox import Outbox
+        from radai.results.producer import ResultWorker
         from radai.routing.listener import Router
 
         # Routing checks its rules and listens before the first stability event can fire.
@@ -100,6 +102,15 @@ class Radai:
                                   stability=self.stability))
         self.add_component(_Thread("stability", self.stability.start, self.stability.stop))
         self.add_component(DimseServer(self))
+        # Results: the outbox delivers what the result worker stores; the worker's task
+        # listeners are registered when it is built, before the executor starts.
+        outbox = Outbox(db=self.db, archive=self.archive, settings=self.settings.results,
+                        calling_ae_title=self.settings.ae_title)
+        self.add_component(outbox)
+        if self.settings.results.enabled:
+            self.add_component(ResultWorker(
+                db=self.db, archive=self.archive, settings=self.settings.results,
+                data_dir=self.settings.data_dir, events=self.task_events, on_ready=outbox.wake))
         self.add_component(build_executor(self))
 
     def stop(self) -> None:
@@ -168,6 +179,9 @@ def build_web_app(radai: Radai, *, manage_lifecycle: bool = False) -> FastAPI:
     # STOW-RS also needs store_studies.
     app.include_router(dicomweb_router, dependencies=protected(
         Capability.READ_STUDIES, write_capability=Capability.STORE_STUDIES))
+    from radai.results.router import router as results_router
+
+    app.include_router(results_router, dependencies=protected(Capability.READ_STUDIES))
     return app
 
 
