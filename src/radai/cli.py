@@ -175,6 +175,21 @@ class LazyGroup(click.Group):
         return self._target().get_command(ctx, cmd_name)
 
 
+@main.command()
+@settings_options
+@click.option("--dry-run", is_flag=True,
+              help="Print which models the study would go to and why; change nothing.")
+@click.argument("study_uid", metavar="STUDY_INSTANCE_UID")
+def route(config_file: Path | None, data_dir: Path | None, dry_run: bool, study_uid: str) -> None:
+    """Explain routing of a stored study, rule by rule and attribute by attribute."""
+    if not dry_run:
+        raise click.UsageError("only --dry-run is available; studies are routed when they become stable")
+    settings = load(config_file, data_dir=data_dir)
+    from radai.routing.cli import run_dry_run
+
+    sys.exit(run_dry_run(settings, study_uid))
+
+
 main.add_command(LazyGroup("users", import_name="radai.auth.cli:users",
                            help="Manage users: add, list, set-password, disable, enable."))
 main.add_command(LazyGroup("models", import_name="radai.models.cli:models",

@@ -97,12 +97,14 @@ class RuleEvaluation:
             if not any(c.ok for s in self.series for c in s.checks if c.attribute == attribute):
                 missing.append(f"no series has {attribute} {condition}")
         if missing:
-            return "; ".join(missing)
+            return " and ".join(missing)
         return "no single series meets every condition"
 
 
 def _verb(check: Check) -> str:
-    return check.condition if check.condition.startswith("match") else f"be {check.condition}"
+    if check.condition.startswith("matches "):
+        return "match " + check.condition.removeprefix("matches ")
+    return f"be {check.condition}"
 
 
 @lru_cache(maxsize=256)

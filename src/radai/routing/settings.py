@@ -136,12 +136,13 @@ class Rule(_Part):
 
 
 #: The rules that apply when none is configured, so that a fresh installation routes
-#: the built-in models' studies (``make demo``): chest radiographs (CR/DX, body part
-#: CHEST or not given) to the paediatric pneumonia model, and brain/head MR to the
-#: brain tumour model.
+#: the built-in models' studies (``make demo``): chest radiographs (CR/DX, Body Part
+#: Examined CHEST) to the paediatric pneumonia model, and MR of the brain or head to
+#: the brain tumour model. They ask for the body part because both models' scopes do
+#: (a study without it would only become an "input not suited" defect).
 DEFAULT_RULES: tuple[Rule, ...] = (
     Rule(name="chest-radiograph", per="study",
-         match=Match(modality=["CR", "DX"], body_part_examined=["CHEST", ""]),
+         match=Match(modality=["CR", "DX"], body_part_examined=["CHEST"]),
          models=[ModelRef(id="pneumonia-peds")]),
     Rule(name="brain-mri", per="study",
          match=Match(modality=["MR"], body_part_examined=["BRAIN", "HEAD"]),
