@@ -21,7 +21,10 @@ from radai.deid.table import ProfileRow, load_table
 _TAG = re.compile(r"^\(([0-9A-F]{4}),([0-9A-F]{4})\)$")
 #: Rows newer than pydicom's dictionary: their VR from PS3.6, by name.
 _NEWER_VRS = {
-    "Sequence": "SQ", "DateTime": "DT", "Display URI": "UR", "Name to Use": "LT",
+    "Sequence": "SQ",
+    "DateTime": "DT",
+    "Display URI": "UR",
+    "Name to Use": "LT",
 }
 PATIENT_DATE = "20190315"
 
@@ -63,12 +66,32 @@ def value_for(vr: str, tag: int, index: int, *, mention_patient: bool = True) ->
     text = marker(tag)
     long_text = f"{text} of patient {PATIENT_ID}" if mention_patient else text
     values: dict[str, object] = {
-        "AE": text, "CS": text, "SH": text, "LO": long_text, "UC": long_text, "ST": long_text,
-        "LT": long_text, "UT": long_text, "UR": f"http://example.org/{text}",
-        "PN": f"Fam{text}^Giv{text}", "DA": date_for(index), "TM": "101112",
-        "DT": f"{date_for(index)}101112", "UI": uid_for(tag), "AS": "045Y", "DS": "1.5", "IS": "7",
-        "US": 7, "SS": 7, "UL": 7, "SL": 7, "FL": 1.5, "FD": 1.5,
-        "OB": text.encode() + b"\x00", "OW": text.encode() + b"\x00", "UN": text.encode() + b"\x00",
+        "AE": text,
+        "CS": text,
+        "SH": text,
+        "LO": long_text,
+        "UC": long_text,
+        "ST": long_text,
+        "LT": long_text,
+        "UT": long_text,
+        "UR": f"http://example.org/{text}",
+        "PN": f"Fam{text}^Giv{text}",
+        "DA": date_for(index),
+        "TM": "101112",
+        "DT": f"{date_for(index)}101112",
+        "UI": uid_for(tag),
+        "AS": "045Y",
+        "DS": "1.5",
+        "IS": "7",
+        "US": 7,
+        "SS": 7,
+        "UL": 7,
+        "SL": 7,
+        "FL": 1.5,
+        "FD": 1.5,
+        "OB": text.encode() + b"\x00",
+        "OW": text.encode() + b"\x00",
+        "UN": text.encode() + b"\x00",
     }
     return values[vr]
 
@@ -104,8 +127,11 @@ def every_attribute_dataset() -> tuple[Dataset, Planted]:
         if tag is None or tag >> 16 in (0x0000, 0x0002, 0x0004) or tag == 0xFFFCFFFC:
             continue  # command, file meta and directory records, padding: not dataset attributes
         vr = row_vr(row, tag)
-        value: object = Sequence([nested_item()]) if vr == "SQ" else value_for(
-            vr, tag, index, mention_patient="K" not in row.options.values())
+        value: object = (
+            Sequence([nested_item()])
+            if vr == "SQ"
+            else value_for(vr, tag, index, mention_patient="K" not in row.options.values())
+        )
         if tag == 0x00100020:
             value = PATIENT_ID
         ds.add_new(tag, vr, value)

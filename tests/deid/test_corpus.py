@@ -1,4 +1,4 @@
-"""Real files (pydicom-data, deid-data, pydicom's CT_small) through the engine, checked by dciodvfy and dicognito."""
+"""Real files (pydicom-data, deid-data, CT_small) through the engine, checked by dciodvfy and dicognito."""
 
 from __future__ import annotations
 
@@ -37,8 +37,12 @@ def dciodvfy_errors(dciodvfy: str, path: Path) -> set[str]:
 def test_real_files_stay_valid(corpus: str, tmp_path: Path) -> None:
     dciodvfy = require_program("dciodvfy")
     source = pydicom_data_dir() if corpus == "pydicom-data" else deid_data_dir()
-    profile = Profile(options=frozenset({Option.RETAIN_LONGITUDINAL_MODIFIED_DATES, Option.RETAIN_SAFE_PRIVATE,
-                                         Option.CLEAN_DESCRIPTORS}), pixel_regions=REGIONS)
+    profile = Profile(
+        options=frozenset(
+            {Option.RETAIN_LONGITUDINAL_MODIFIED_DATES, Option.RETAIN_SAFE_PRIVATE, Option.CLEAN_DESCRIPTORS}
+        ),
+        pixel_regions=REGIONS,
+    )
     report = deidentify_tree([source], tmp_path / "out", profile=profile, key=KEY)
     # pydicom-data's truncated JPEG 2000 sample reads as an empty dataset.
     broken = {"emri_small_jpeg_2k_lossless_too_short.dcm"} if corpus == "pydicom-data" else set()
@@ -85,16 +89,36 @@ def test_compared_with_dicognito_on_ct_small() -> None:
     ours = changed_fields(original, by_radai)
 
     # Both replace the identifiers, the UIDs and the equipment's identity.
-    both = {"PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID",
-            "InstanceCreatorUID", "InstitutionName", "StationName", "SeriesDate", "SeriesTime",
-            "ContentDate", "ContentTime", "InstanceCreationDate", "InstanceCreationTime"}
+    both = {
+        "PatientID",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "SOPInstanceUID",
+        "FrameOfReferenceUID",
+        "InstanceCreatorUID",
+        "InstitutionName",
+        "StationName",
+        "SeriesDate",
+        "SeriesTime",
+        "ContentDate",
+        "ContentTime",
+        "InstanceCreationDate",
+        "InstanceCreationTime",
+    }
     assert {k for k in both if ours.get(k) == "replaced" and theirs.get(k) == "replaced"} == both
     # dicognito keeps the record plausible: it invents a patient name, study date and time,
     # accession number, study ID and acquisition date/time. PS3.15 gives these Z
     # (Patient's Name, Study Date/Time, Accession Number, Study ID) or X/Z
     # (Acquisition Date/Time), and radai takes Z: empty, never made-up values.
-    emptied_by_us_invented_by_them = {"PatientName", "StudyDate", "StudyTime", "AccessionNumber", "StudyID",
-                                      "AcquisitionDate", "AcquisitionTime"}
+    emptied_by_us_invented_by_them = {
+        "PatientName",
+        "StudyDate",
+        "StudyTime",
+        "AccessionNumber",
+        "StudyID",
+        "AcquisitionDate",
+        "AcquisitionTime",
+    }
     for name in emptied_by_us_invented_by_them:
         assert (ours[name], theirs[name]) == ("emptied", "replaced"), name
     # radai applies rows of Table E.1-1 that dicognito leaves alone: descriptors and
@@ -106,10 +130,20 @@ def test_compared_with_dicognito_on_ct_small() -> None:
     private = {k for k in only_ours if k.startswith("(")}
     assert private and all(int(k[1:5], 16) % 2 == 1 for k in private)
     assert only_ours - private == {
-        "AdditionalPatientHistory", "ImageComments", "StudyDescription", "PatientAge", "PatientSex",
-        "PatientWeight", "PatientBirthDate", "ReferringPhysicianName", "ContrastBolusAgent",
-        "DataSetTrailingPadding", "TimezoneOffsetFromUTC", "PatientIdentityRemoved",
-        "LongitudinalTemporalInformationModified", "DeidentificationMethodCodeSequence",
+        "AdditionalPatientHistory",
+        "ImageComments",
+        "StudyDescription",
+        "PatientAge",
+        "PatientSex",
+        "PatientWeight",
+        "PatientBirthDate",
+        "ReferringPhysicianName",
+        "ContrastBolusAgent",
+        "DataSetTrailingPadding",
+        "TimezoneOffsetFromUTC",
+        "PatientIdentityRemoved",
+        "LongitudinalTemporalInformationModified",
+        "DeidentificationMethodCodeSequence",
     }
     # dicognito adds an invented Institution Address; radai adds nothing that was not there
     # except the record of what it did (0012,0062-0064) and (0028,0303).

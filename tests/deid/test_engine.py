@@ -128,7 +128,18 @@ def test_no_identifying_byte_survives(options: frozenset[Option]) -> None:
     data = buf.getvalue()
     leaked = []
     for tag, (row, vr, original) in planted.rows.items():
-        if row.action(options) in ("K", "C") or vr in ("US", "SS", "UL", "SL", "FL", "FD", "DS", "IS", "AS", "TM"):
+        if row.action(options) in ("K", "C") or vr in (
+            "US",
+            "SS",
+            "UL",
+            "SL",
+            "FL",
+            "FD",
+            "DS",
+            "IS",
+            "AS",
+            "TM",
+        ):
             continue  # kept (or cleaned) on purpose, or numbers too short to tell apart from other bytes
         if vr == "UI":
             needle = str(original).encode()
@@ -141,8 +152,17 @@ def test_no_identifying_byte_survives(options: frozenset[Option]) -> None:
     nested_uid = () if Option.RETAIN_UIDS in options else (NESTED_UID,)
     # Clean Graphics keeps overlay comments and curve text, cleaned of the patient's identity.
     graphics = () if Option.CLEAN_GRAPHICS in options else ("S60004000", "S50000030")
-    for text in (PATIENT_ID, NESTED_NAME.split("^")[0], *nested_uid, NESTED_ID, "S00291001", "S00191010",
-                 *graphics, "S60003000", "SRCAE77"):
+    for text in (
+        PATIENT_ID,
+        NESTED_NAME.split("^")[0],
+        *nested_uid,
+        NESTED_ID,
+        "S00291001",
+        "S00191010",
+        *graphics,
+        "S60003000",
+        "SRCAE77",
+    ):
         if text.encode() in data:
             leaked.append(text)
     assert leaked == []
@@ -154,13 +174,20 @@ def test_de_identification_is_recorded() -> None:
     out = roundtrip(deidentify(source, profile=Profile(options=options), key=KEY))
     assert out.PatientIdentityRemoved == "YES"
     assert [(i.CodeValue, i.CodingSchemeDesignator) for i in out.DeidentificationMethodCodeSequence] == [
-        ("113100", "DCM"), ("113105", "DCM"), ("113107", "DCM")]
-    assert out.DeidentificationMethodCodeSequence[0].CodeMeaning == "Basic Application Confidentiality Profile"
+        ("113100", "DCM"),
+        ("113105", "DCM"),
+        ("113107", "DCM"),
+    ]
+    assert (
+        out.DeidentificationMethodCodeSequence[0].CodeMeaning == "Basic Application Confidentiality Profile"
+    )
     assert "2026c" in out.DeidentificationMethod[0]
     assert out.LongitudinalTemporalInformationModified == "MODIFIED"
     basic = deidentify(source, profile=Profile(), key=KEY)
     assert basic.LongitudinalTemporalInformationModified == "REMOVED"
-    full = deidentify(source, profile=Profile(options=frozenset({Option.RETAIN_LONGITUDINAL_FULL_DATES})), key=KEY)
+    full = deidentify(
+        source, profile=Profile(options=frozenset({Option.RETAIN_LONGITUDINAL_FULL_DATES})), key=KEY
+    )
     assert full.LongitudinalTemporalInformationModified == "UNMODIFIED"
     assert full.StudyDate == source.StudyDate
 
@@ -168,7 +195,9 @@ def test_de_identification_is_recorded() -> None:
 def test_file_meta_follows_the_new_instance() -> None:
     source, _ = every_attribute_dataset()
     out = deidentify(source, profile=Profile(), key=KEY)
-    assert out.file_meta.MediaStorageSOPInstanceUID == out.SOPInstanceUID == KEY.uid(str(source.SOPInstanceUID))
+    assert (
+        out.file_meta.MediaStorageSOPInstanceUID == out.SOPInstanceUID == KEY.uid(str(source.SOPInstanceUID))
+    )
     assert "SourceApplicationEntityTitle" not in out.file_meta
     assert out.SOPInstanceUID.startswith("2.25.") and len(out.SOPInstanceUID) <= 64
 
@@ -187,11 +216,18 @@ def test_same_key_same_pseudonyms_other_key_others() -> None:
     source, _ = every_attribute_dataset()
     profile = Profile(options=frozenset({Option.RETAIN_LONGITUDINAL_MODIFIED_DATES}))
     first = deidentify(source, profile=profile, key=KEY)
-    again = deidentify(every_attribute_dataset()[0], profile=profile, key=PseudonymKey(
-        b"radai test key 0123456789abcdef"))
+    again = deidentify(
+        every_attribute_dataset()[0], profile=profile, key=PseudonymKey(b"radai test key 0123456789abcdef")
+    )
     other = deidentify(source, profile=profile, key=OTHER_KEY)
-    for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID",
-                    "PatientID", "StudyDate"):
+    for keyword in (
+        "SOPInstanceUID",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "FrameOfReferenceUID",
+        "PatientID",
+        "StudyDate",
+    ):
         assert first[keyword].value == again[keyword].value, keyword
         assert first[keyword].value != other[keyword].value, keyword
     assert first.PatientID != "S00100020" and len(first.PatientID) == 16
@@ -213,8 +249,11 @@ def test_retain_uids_keeps_every_uid() -> None:
 
 def test_dates_options_exclude_each_other() -> None:
     with pytest.raises(ValueError, match="exclude each other"):
-        Profile(options=frozenset({Option.RETAIN_LONGITUDINAL_FULL_DATES,
-                                   Option.RETAIN_LONGITUDINAL_MODIFIED_DATES}))
+        Profile(
+            options=frozenset(
+                {Option.RETAIN_LONGITUDINAL_FULL_DATES, Option.RETAIN_LONGITUDINAL_MODIFIED_DATES}
+            )
+        )
     with pytest.raises(ValueError, match="unknown de-identification option 'retain-everything'"):
         Profile.from_names(["retain-everything"])
 
@@ -259,12 +298,15 @@ def small_image(**attrs: object) -> Dataset:
     return ds
 
 
-@pytest.mark.parametrize(("attrs", "reason"), [
-    ({"BurnedInAnnotation": "YES"}, "BurnedInAnnotation"),
-    ({"Modality": "US", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.6.1"}, "Ultrasound Image Storage"),
-    ({"Modality": "OT", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.7"}, "Secondary Capture"),
-    ({"Modality": "ES"}, "Modality ES"),
-])
+@pytest.mark.parametrize(
+    ("attrs", "reason"),
+    [
+        ({"BurnedInAnnotation": "YES"}, "BurnedInAnnotation"),
+        ({"Modality": "US", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.6.1"}, "Ultrasound Image Storage"),
+        ({"Modality": "OT", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.7"}, "Secondary Capture"),
+        ({"Modality": "ES"}, "Modality ES"),
+    ],
+)
 def test_burned_in_text_is_refused_without_regions(attrs: dict[str, object], reason: str) -> None:
     with pytest.raises(DeidentificationRefused, match=reason):
         deidentify(small_image(**attrs), profile=Profile(), key=KEY)

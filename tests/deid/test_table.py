@@ -38,7 +38,10 @@ def test_known_rows() -> None:
     assert row("(0020,000D)").options == {"Rtn. UIDs Opt.": "K"}
     acquisition_datetime = row("(0008,002A)")
     assert acquisition_datetime.basic == "X/Z/D"
-    assert acquisition_datetime.options == {"Rtn. Long. Full Dates Opt.": "K", "Rtn. Long. Modif. Dates Opt.": "C"}
+    assert acquisition_datetime.options == {
+        "Rtn. Long. Full Dates Opt.": "K",
+        "Rtn. Long. Modif. Dates Opt.": "C",
+    }
     private = row("(gggg,eeee) where gggg is odd")
     assert private.basic == "X" and private.options == {"Rtn. Safe Priv. Opt.": "C"}
     assert row("(0008,1140)").basic == "X/Z/U*"  # Referenced Image Sequence
@@ -68,4 +71,8 @@ def test_safe_private_list() -> None:
     assert len(safe) == 87
     b_value = safe[(0x0019, "SIEMENS MR HEADER", 0x0C)]
     assert b_value.vr == "IS" and b_value.meaning == "B Value"
-    assert {creator for (_, creator, _) in safe} >= {"GEMS_ACQU_01", "Philips Imaging DD 001", "SIEMENS MR HEADER"}
+    assert {creator for (_, creator, _) in safe} >= {
+        "GEMS_ACQU_01",
+        "Philips Imaging DD 001",
+        "SIEMENS MR HEADER",
+    }

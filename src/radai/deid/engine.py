@@ -61,9 +61,18 @@ _NUMBER_VRS = frozenset({"DS", "IS", "FL", "FD", "SL", "SS", "UL", "US", "SV", "
 _BYTES_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 #: Fixed dummies (PS3.15 E.1.1 "D": a non-zero length value consistent with the VR).
 _DUMMY: dict[str, Any] = {
-    "PN": "ANONYMIZED", "LT": "ANONYMIZED", "ST": "ANONYMIZED", "UT": "ANONYMIZED",
-    "CS": "ANONYMIZED", "AE": "ANONYMIZED", "UR": "urn:x-radai:anonymized", "AS": "000D",
-    "DA": "19000101", "TM": "000000", "DT": "19000101000000", "AT": 0,
+    "PN": "ANONYMIZED",
+    "LT": "ANONYMIZED",
+    "ST": "ANONYMIZED",
+    "UT": "ANONYMIZED",
+    "CS": "ANONYMIZED",
+    "AE": "ANONYMIZED",
+    "UR": "urn:x-radai:anonymized",
+    "AS": "000D",
+    "DA": "19000101",
+    "TM": "000000",
+    "DT": "19000101000000",
+    "AT": 0,
 }
 #: Sequences that are Type 2 where they occur: Acquisition Context Sequence (PS3.3 C.7.6.14).
 _TYPE_2_SEQUENCES = frozenset({0x00400555})
@@ -74,8 +83,13 @@ _ANIMAL_TYPE_2C = frozenset({0x00102297, 0x00102299})
 #: remove far more than identity.
 _MIN_SCRUB_LENGTH = 3
 #: File Meta Information that names the sending system (PS3.10 7.1).
-_META_IDENTIFYING = ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
-                     "ReceivingApplicationEntityTitle", "PrivateInformationCreatorUID", "PrivateInformation")
+_META_IDENTIFYING = (
+    "SourceApplicationEntityTitle",
+    "SendingApplicationEntityTitle",
+    "ReceivingApplicationEntityTitle",
+    "PrivateInformationCreatorUID",
+    "PrivateInformation",
+)
 
 
 class DeidentificationRefused(ValueError):
@@ -95,8 +109,10 @@ class Profile:
 
     def __post_init__(self) -> None:
         if all(o in self.options for o in _DATE_OPTIONS):
-            raise ValueError("the Full Dates and Modified Dates options of Retain Longitudinal Temporal "
-                             "Information exclude each other (PS3.15 E.3.6)")
+            raise ValueError(
+                "the Full Dates and Modified Dates options of Retain Longitudinal Temporal "
+                "Information exclude each other (PS3.15 E.3.6)"
+            )
         if Option.CLEAN_PIXEL_DATA in self.options:
             raise ValueError("Clean Pixel Data is chosen by giving the pixel regions to blank")
 
@@ -137,11 +153,18 @@ def deidentify(ds: Dataset, *, profile: Profile, key: PseudonymKey) -> Dataset:
     meta = getattr(ds, "file_meta", None)
     if reason is not None and meta is not None and meta.get("TransferSyntaxUID") == ExplicitVRBigEndian:
         # pydicom cannot re-encode big-endian pixel data, and the syntax is retired (PS3.5 A.3).
-        raise DeidentificationRefused(f"{reason}; its pixels are in the retired Explicit VR Big Endian "
-                                      "transfer syntax, which radai cannot blank")
+        raise DeidentificationRefused(
+            f"{reason}; its pixels are in the retired Explicit VR Big Endian "
+            "transfer syntax, which radai cannot blank"
+        )
     out = copy.deepcopy(ds)
-    run = _Run(profile=profile, key=key, table=load_table(), safe_private=load_safe_private(),
-               shift_days=key.date_shift_days(_patient_identity(ds)))
+    run = _Run(
+        profile=profile,
+        key=key,
+        table=load_table(),
+        safe_private=load_safe_private(),
+        shift_days=key.date_shift_days(_patient_identity(ds)),
+    )
     run.scrub = _identifying_values(ds, run)
     _walk(out, run)
     if reason is not None:
@@ -211,7 +234,7 @@ def _private_to_keep(ds: Dataset, run: _Run) -> set[int]:
             continue
         creator = creators.get((tag.group, tag.element >> 8))
         safe = run.safe_private.get((tag.group, creator or "", tag.element & 0xFF))
-        if safe is not None and (elem.VR == safe.vr or elem.VR == "UN"):
+        if safe is not None and (safe.vr == elem.VR or elem.VR == "UN"):
             keep.add(int(tag))
             keep.add((tag.group << 16) | (tag.element >> 8))
     return keep
@@ -251,7 +274,7 @@ def _remove(ds: Dataset, elem: DataElement) -> None:
     if tag.group & 0xFF00 == 0x6000 and tag.element == 0x3000:
         # Without its Overlay Data the rest of the overlay plane is invalid (PS3.3 C.9.2,
         # Type 1): the whole repeating group goes.
-        for other in [t for t in ds.keys() if t.group == tag.group]:
+        for other in [e.tag for e in ds if e.tag.group == tag.group]:
             del ds[other]
     else:
         del ds[tag]
@@ -312,7 +335,9 @@ def _clean(ds: Dataset, elem: DataElement, run: _Run) -> None:
         _walk_items(elem, run)
     elif vr in ("DA", "DT"):
         if Option.RETAIN_LONGITUDINAL_MODIFIED_DATES in run.profile.options:
-            elem.value = _map_values(elem.value, lambda v: _shift(v, vr, run.shift_days)) if elem.value else None
+            elem.value = (
+                _map_values(elem.value, lambda v: _shift(v, vr, run.shift_days)) if elem.value else None
+            )
             run.dates_shifted = True
         else:
             _dummy(elem, run)
@@ -403,8 +428,10 @@ def _record(ds: Dataset, run: _Run, *, pixels_cleaned: bool) -> None:
     if pixels_cleaned:
         codes.append(Option.CLEAN_PIXEL_DATA.code)
     ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = [f"PS3.15 {run.table.edition} Table E.1-1 by radai",
-                                 *(c.meaning[:64] for c in codes)]
+    ds.DeidentificationMethod = [
+        f"PS3.15 {run.table.edition} Table E.1-1 by radai",
+        *(c.meaning[:64] for c in codes),
+    ]
     items = []
     for code in codes:
         item = Dataset()

@@ -48,21 +48,27 @@ def output_path(out_dir: Path, study_uid: str, series_uid: str, sop_uid: str) ->
     return out_dir / uid_ref(study_uid) / uid_ref(series_uid) / f"{uid_ref(sop_uid)}.dcm"
 
 
-def iter_files(paths: list[Path], *, skip: Path | None = None) -> Iterator[tuple[Path, Path]]:
-    """(file, the input root it was found under), recursively and in a stable order."""
+def iter_files(paths: list[Path], *, skip: Path | None = None) -> Iterator[Path]:
+    """Every file under ``paths``, recursively and in a stable order, skipping the folder ``skip``."""
     for root in paths:
         if root.is_file():
-            yield root, root.parent
+            yield root
             continue
         for dirpath, dirnames, filenames in os.walk(root):
             here = Path(dirpath)
             dirnames[:] = sorted(d for d in dirnames if skip is None or (here / d).resolve() != skip)
             for name in sorted(filenames):
-                yield here / name, root
+                yield here / name
 
 
-def deidentify_tree(inputs: list[Path], out_dir: Path, *, profile: Profile, key: PseudonymKey,
-                    mapping_file: Path | None = None) -> TreeReport:
+def deidentify_tree(
+    inputs: list[Path],
+    out_dir: Path,
+    *,
+    profile: Profile,
+    key: PseudonymKey,
+    mapping_file: Path | None = None,
+) -> TreeReport:
     """De-identify every DICOM file under ``inputs`` into ``out_dir`` (PS3.15 Annex E).
 
     Files are written whole or not at all (a temporary file renamed into place).
@@ -72,7 +78,7 @@ def deidentify_tree(inputs: list[Path], out_dir: Path, *, profile: Profile, key:
     out_dir.mkdir(parents=True, exist_ok=True)
     skip = out_dir.resolve()
     seen: set[Path] = set()
-    for path, root in iter_files(inputs, skip=skip):
+    for path in iter_files(inputs, skip=skip):
         try:
             ds = dcmread(path)
         except (InvalidDicomError, EOFError):
@@ -82,8 +88,12 @@ def deidentify_tree(inputs: list[Path], out_dir: Path, *, profile: Profile, key:
             report.failed.append((path, f"unreadable: {type(exc).__name__}"))
             continue
         if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
-            report.failed.append((path, "not a storable instance: no SOP Class UID (0008,0016) "
-                                        "or SOP Instance UID (0008,0018)"))
+            report.failed.append(
+                (
+                    path,
+                    "not a storable instance: no SOP Class UID (0008,0016) or SOP Instance UID (0008,0018)",
+                )
+            )
             continue
         try:
             clean = deidentify(ds, profile=profile, key=key)

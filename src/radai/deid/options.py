@@ -5,8 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from pydicom.sr.coding import Code
 from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
 
 
 @dataclass(frozen=True)
@@ -20,24 +20,35 @@ class _OptionInfo:
 class Option(enum.Enum):
     """An option of the Basic Profile (PS3.15 E.3.1-E.3.10), named as in CID 7050 (PS3.16)."""
 
-    RETAIN_SAFE_PRIVATE = _OptionInfo("retain-safe-private", "Rtn. Safe Priv. Opt.",
-                                      codes.DCM.RetainSafePrivateOption)
+    RETAIN_SAFE_PRIVATE = _OptionInfo(
+        "retain-safe-private", "Rtn. Safe Priv. Opt.", codes.DCM.RetainSafePrivateOption
+    )
     RETAIN_UIDS = _OptionInfo("retain-uids", "Rtn. UIDs Opt.", codes.DCM.RetainUidsOption)
-    RETAIN_DEVICE_IDENTITY = _OptionInfo("retain-device-identity", "Rtn. Dev. Id. Opt.",
-                                         codes.DCM.RetainDeviceIdentityOption)
-    RETAIN_INSTITUTION_IDENTITY = _OptionInfo("retain-institution-identity", "Rtn. Inst. Id. Opt.",
-                                              codes.DCM.RetainInstitutionIdentityOption)
-    RETAIN_PATIENT_CHARACTERISTICS = _OptionInfo("retain-patient-characteristics", "Rtn. Pat. Chars. Opt.",
-                                                 codes.DCM.RetainPatientCharacteristicsOption)
+    RETAIN_DEVICE_IDENTITY = _OptionInfo(
+        "retain-device-identity", "Rtn. Dev. Id. Opt.", codes.DCM.RetainDeviceIdentityOption
+    )
+    RETAIN_INSTITUTION_IDENTITY = _OptionInfo(
+        "retain-institution-identity", "Rtn. Inst. Id. Opt.", codes.DCM.RetainInstitutionIdentityOption
+    )
+    RETAIN_PATIENT_CHARACTERISTICS = _OptionInfo(
+        "retain-patient-characteristics",
+        "Rtn. Pat. Chars. Opt.",
+        codes.DCM.RetainPatientCharacteristicsOption,
+    )
     RETAIN_LONGITUDINAL_FULL_DATES = _OptionInfo(
-        "retain-longitudinal-full-dates", "Rtn. Long. Full Dates Opt.",
-        codes.DCM.RetainLongitudinalTemporalInformationFullDatesOption)
+        "retain-longitudinal-full-dates",
+        "Rtn. Long. Full Dates Opt.",
+        codes.DCM.RetainLongitudinalTemporalInformationFullDatesOption,
+    )
     RETAIN_LONGITUDINAL_MODIFIED_DATES = _OptionInfo(
-        "retain-longitudinal-modified-dates", "Rtn. Long. Modif. Dates Opt.",
-        codes.DCM.RetainLongitudinalTemporalInformationModifiedDatesOption)
+        "retain-longitudinal-modified-dates",
+        "Rtn. Long. Modif. Dates Opt.",
+        codes.DCM.RetainLongitudinalTemporalInformationModifiedDatesOption,
+    )
     CLEAN_DESCRIPTORS = _OptionInfo("clean-descriptors", "Clean Desc. Opt.", codes.DCM.CleanDescriptorsOption)
-    CLEAN_STRUCTURED_CONTENT = _OptionInfo("clean-structured-content", "Clean Struct. Cont. Opt.",
-                                           codes.DCM.CleanStructuredContentOption)
+    CLEAN_STRUCTURED_CONTENT = _OptionInfo(
+        "clean-structured-content", "Clean Struct. Cont. Opt.", codes.DCM.CleanStructuredContentOption
+    )
     CLEAN_GRAPHICS = _OptionInfo("clean-graphics", "Clean Graph. Opt.", codes.DCM.CleanGraphicsOption)
     #: PS3.15 E.3.1; chosen by giving the regions to blank, not by name.
     CLEAN_PIXEL_DATA = _OptionInfo("clean-pixel-data", None, codes.DCM.CleanPixelDataOption)

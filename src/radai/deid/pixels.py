@@ -15,20 +15,22 @@ from pydicom.uid import UID
 
 #: SOP classes whose images are screen or video captures, where devices burn the
 #: patient's name, ID and dates into the pixels as a matter of course.
-BURNED_IN_SOP_CLASSES: frozenset[str] = frozenset({
-    "1.2.840.10008.5.1.4.1.1.6.1",  # Ultrasound Image Storage
-    "1.2.840.10008.5.1.4.1.1.3.1",  # Ultrasound Multi-frame Image Storage
-    "1.2.840.10008.5.1.4.1.1.6",  # Ultrasound Image Storage (Retired)
-    "1.2.840.10008.5.1.4.1.1.3",  # Ultrasound Multi-frame Image Storage (Retired)
-    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture Image Storage
-    "1.2.840.10008.5.1.4.1.1.7.1",  # Multi-frame Single Bit Secondary Capture
-    "1.2.840.10008.5.1.4.1.1.7.2",  # Multi-frame Grayscale Byte Secondary Capture
-    "1.2.840.10008.5.1.4.1.1.7.3",  # Multi-frame Grayscale Word Secondary Capture
-    "1.2.840.10008.5.1.4.1.1.7.4",  # Multi-frame True Color Secondary Capture
-    "1.2.840.10008.5.1.4.1.1.77.1.1.1",  # Video Endoscopic Image Storage
-    "1.2.840.10008.5.1.4.1.1.77.1.2.1",  # Video Microscopic Image Storage
-    "1.2.840.10008.5.1.4.1.1.77.1.4.1",  # Video Photographic Image Storage
-})
+BURNED_IN_SOP_CLASSES: frozenset[str] = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.6.1",  # Ultrasound Image Storage
+        "1.2.840.10008.5.1.4.1.1.3.1",  # Ultrasound Multi-frame Image Storage
+        "1.2.840.10008.5.1.4.1.1.6",  # Ultrasound Image Storage (Retired)
+        "1.2.840.10008.5.1.4.1.1.3",  # Ultrasound Multi-frame Image Storage (Retired)
+        "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture Image Storage
+        "1.2.840.10008.5.1.4.1.1.7.1",  # Multi-frame Single Bit Secondary Capture
+        "1.2.840.10008.5.1.4.1.1.7.2",  # Multi-frame Grayscale Byte Secondary Capture
+        "1.2.840.10008.5.1.4.1.1.7.3",  # Multi-frame Grayscale Word Secondary Capture
+        "1.2.840.10008.5.1.4.1.1.7.4",  # Multi-frame True Color Secondary Capture
+        "1.2.840.10008.5.1.4.1.1.77.1.1.1",  # Video Endoscopic Image Storage
+        "1.2.840.10008.5.1.4.1.1.77.1.2.1",  # Video Microscopic Image Storage
+        "1.2.840.10008.5.1.4.1.1.77.1.4.1",  # Video Photographic Image Storage
+    }
+)
 
 #: Modalities (PS3.3 C.7.3.1.1.1) whose devices overlay patient details on the image:
 #: ultrasound scanners, endoscopy and external-camera capture stations, and "other"
@@ -89,7 +91,9 @@ def blank_regions(ds: Dataset, regions: tuple[Region, ...]) -> None:
     rows, columns = int(ds.Rows), int(ds.Columns)
     for region in regions:
         if region.x >= columns or region.y >= rows:
-            raise ValueError("a pixel region starts outside the image (Rows (0028,0010), Columns (0028,0011))")
+            raise ValueError(
+                "a pixel region starts outside the image (Rows (0028,0010), Columns (0028,0011))"
+            )
     if ds.file_meta.TransferSyntaxUID.is_compressed:
         ds.decompress(generate_instance_uid=False)
     photometric = str(ds.PhotometricInterpretation)
@@ -101,7 +105,7 @@ def blank_regions(ds: Dataset, regions: tuple[Region, ...]) -> None:
     view = arr.reshape((frames, rows, columns, samples))
     fill = _black(ds, photometric)
     for region in regions:
-        view[:, region.y:region.y + region.height, region.x:region.x + region.width, :] = fill
+        view[:, region.y : region.y + region.height, region.x : region.x + region.width, :] = fill
     had_frames = "NumberOfFrames" in ds
     if arr.dtype.itemsize <= 2:
         ds.set_pixel_data(arr, photometric, int(ds.BitsStored), generate_instance_uid=False)

@@ -114,8 +114,15 @@ def _parse(text: str) -> ProfileTable:
         for code in (record["Basic Prof."], *codes.values()):
             if code not in ACTION_CODES:
                 raise ValueError(f"Table E.1-1 row {record['Tag']} has an unknown action code")
-        rows.append(ProfileRow(tag=record["Tag"], name=record["Attribute Name"], basic=record["Basic Prof."],
-                               options=codes, options_from=record["Options From"]))
+        rows.append(
+            ProfileRow(
+                tag=record["Tag"],
+                name=record["Attribute Name"],
+                basic=record["Basic Prof."],
+                options=codes,
+                options_from=record["Options From"],
+            )
+        )
     return ProfileTable(rows=tuple(rows), edition=edition)
 
 
@@ -144,7 +151,12 @@ def load_safe_private() -> dict[tuple[int, str, int], SafePrivate]:
     body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
     out: dict[tuple[int, str, int], SafePrivate] = {}
     for record in csv.DictReader(io.StringIO(body)):
-        item = SafePrivate(group=int(record["Group"], 16), element=int(record["Element"][2:], 16),
-                           creator=record["Private Creator"], vr=record["VR"], meaning=record["Meaning"])
+        item = SafePrivate(
+            group=int(record["Group"], 16),
+            element=int(record["Element"][2:], 16),
+            creator=record["Private Creator"],
+            vr=record["VR"],
+            meaning=record["Meaning"],
+        )
         out[(item.group, item.creator, item.element)] = item
     return out

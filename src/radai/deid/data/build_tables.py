@@ -39,13 +39,28 @@ OPTION_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 _BASIC_LISTS = {
-    "D_TAGS": "D", "Z_TAGS": "Z", "X_TAGS": "X", "U_TAGS": "U", "Z_D_TAGS": "Z/D",
-    "X_Z_TAGS": "X/Z", "X_D_TAGS": "X/D", "X_Z_D_TAGS": "X/Z/D", "X_Z_U_STAR_TAGS": "X/Z/U*",
+    "D_TAGS": "D",
+    "Z_TAGS": "Z",
+    "X_TAGS": "X",
+    "U_TAGS": "U",
+    "Z_D_TAGS": "Z/D",
+    "X_Z_TAGS": "X/Z",
+    "X_D_TAGS": "X/D",
+    "X_Z_D_TAGS": "X/Z/D",
+    "X_Z_U_STAR_TAGS": "X/Z/U*",
 }
 _IDISCORE_CODES = {
-    "DUMMY": "D", "EMPTY": "Z", "REMOVE": "X", "KEEP": "K", "CLEAN": "C", "UID": "U",
-    "EMPTY_OR_DUMMY": "Z/D", "REMOVE_OR_EMPTY": "X/Z", "REMOVE_OR_DUMMY": "X/D",
-    "REMOVE_OR_EMPTY_OR_DUMMY": "X/Z/D", "REMOVE_OR_EMPTY_OR_UID": "X/Z/U*",
+    "DUMMY": "D",
+    "EMPTY": "Z",
+    "REMOVE": "X",
+    "KEEP": "K",
+    "CLEAN": "C",
+    "UID": "U",
+    "EMPTY_OR_DUMMY": "Z/D",
+    "REMOVE_OR_EMPTY": "X/Z",
+    "REMOVE_OR_DUMMY": "X/D",
+    "REMOVE_OR_EMPTY_OR_DUMMY": "X/Z/D",
+    "REMOVE_OR_EMPTY_OR_UID": "X/Z/U*",
 }
 #: dicom-anonymizer spells the repeating groups as (tag, mask) pairs; PS3.15 spells them so.
 _MASKED = {
@@ -83,8 +98,11 @@ def _basic_profile(root: Path) -> dict[str, tuple[str, str]]:
     rows: dict[str, tuple[str, str]] = {}
     code = ""
     # The package's formatter breaks long entries over lines: join them back first.
-    text = re.sub(r"\(\s*\n\s*(0x[0-9A-Fa-f]{4}),\s*\n\s*(0x[0-9A-Fa-f]{4}),?\s*\n\s*\),",
-                  r"(\1, \2),", path.read_text())
+    text = re.sub(
+        r"\(\s*\n\s*(0x[0-9A-Fa-f]{4}),\s*\n\s*(0x[0-9A-Fa-f]{4}),?\s*\n\s*\),",
+        r"(\1, \2),",
+        path.read_text(),
+    )
     for line in text.splitlines():
         head = re.match(r"^([A-Z_]+)\s*=\s*\[", line)
         if head:
@@ -152,14 +170,15 @@ def build(root: Path) -> None:
     with out.open("w", newline="") as fh:
         fh.write(TABLE_HEADER)
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["Tag", "Attribute Name", "Basic Prof.", *(c[0] for c in OPTION_COLUMNS),
-                         "Options From"])
+        writer.writerow(
+            ["Tag", "Attribute Name", "Basic Prof.", *(c[0] for c in OPTION_COLUMNS), "Options From"]
+        )
         for tag, (name, code) in sorted(basic.items(), key=lambda kv: kv[0].lower()):
             in_idis = tag in idis["basic_profile"]
             if in_idis and idis["basic_profile"][tag] != code:
                 raise SystemExit(f"sources disagree on the basic profile of {tag}")
             cells = []
-            for heading, idis_name, luw_col in OPTION_COLUMNS:
+            for _heading, idis_name, luw_col in OPTION_COLUMNS:
                 if in_idis:
                     cells.append(idis[idis_name].get(tag, ""))
                 elif tag in luw and luw_col:
