@@ -223,8 +223,10 @@ def test_compressed_pixel_bulk_data_as_stored(web: Web) -> None:
     assert [p.data for p in parts] == list(generate_frames(ds.PixelData, number_of_frames=10))
 
 
-#: Uncompressed, RLE, JPEG baseline, JPEG lossless, JPEG-LS, JPEG 2000; single and multi-frame.
-FRAME_SAMPLES = ["CT_small.dcm", "emri_small.dcm", "emri_small_big_endian.dcm", "MR_small_RLE.dcm",
+#: Uncompressed (explicit, implicit, deflated, big endian), RLE, JPEG baseline, JPEG lossless,
+#: JPEG-LS, JPEG 2000; single and multi-frame.
+FRAME_SAMPLES = ["CT_small.dcm", "MR_small_implicit.dcm", "image_dfl.dcm", "emri_small.dcm",
+                 "emri_small_big_endian.dcm", "OBXXXX1A_expb_2frame.dcm", "MR_small_RLE.dcm",
                  "emri_small_RLE.dcm", "SC_rgb_rle_2frame.dcm", "SC_rgb_jpeg_dcmtk.dcm",
                  "JPGLosslessP14SV1_1s_1f_8b.dcm", "emri_small_jpeg_ls_lossless.dcm",
                  "JPEGLSNearLossless_08.dcm", "MR_small_jp2klossless.dcm",

@@ -74,10 +74,10 @@ def orthanc(tmp_path: Path, radai_with_token: tuple[RadaiServer, str]) -> Iterat
         peer.stop()
 
 
-def _radai_get(server: RadaiServer, token: str, path: str, **kw: object) -> httpx.Response:
-    return httpx.get(server.dicomweb_url + path, headers={"Authorization": f"Bearer {token}",
-                                                           **kw.pop("headers", {})},  # type: ignore[dict-item]
-                     timeout=60, **kw)  # type: ignore[arg-type]
+def _radai_get(server: RadaiServer, token: str, path: str,
+               params: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.get(server.dicomweb_url + path, params=params,
+                     headers={"Authorization": f"Bearer {token}"}, timeout=60)
 
 
 def test_orthanc_stores_queries_and_retrieves_through_radai(
@@ -100,7 +100,7 @@ def test_orthanc_stores_queries_and_retrieves_through_radai(
     assert stored == set(originals)
     for sop, data in originals.items():
         got = _radai_get(server, token, f"/studies/{study_uid}/instances",
-                         params={"SOPInstanceUID": sop}).json()
+                         {"SOPInstanceUID": str(sop)}).json()
         url = got[0]["00081190"]["Value"][0]
         single = httpx.get(url, headers={"Authorization": f"Bearer {token}",
                                          "Accept": "application/dicom"}, timeout=60)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,13 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import get_frame
 from pydicom.filewriter import dcmwrite
 from pydicom.pixels.utils import pack_bits, pixel_array
-from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -44,7 +51,6 @@ from radai.dicomweb.dicomjson import (
 from radai.dicomweb.errors import BadRequest, NotAcceptable, NotFound
 from radai.dicomweb.media import (
     DICOM,
-    ENCAPSULATED,
     NATIVE,
     OCTET_STREAM,
     FrameRendition,
@@ -174,7 +180,12 @@ def transcode_to_explicit_little_endian(inst: StoredInstance) -> bytes:
     ds = dcmread(inst.path)
     ts = UID(inst.transfer_syntax_uid)
     if ts.is_encapsulated:
-        ds.decompress(generate_instance_uid=False)
+        try:
+            ds.decompress(generate_instance_uid=False)
+        except Exception:  # noqa: BLE001 - decoders raise many types
+            log.warning("could not decode instance %s", uid_ref(inst.sop_instance_uid))
+            raise NotAcceptable("the stored pixel data cannot be decoded; ask for the instance in "
+                                f"its stored transfer syntax {inst.transfer_syntax_uid}") from None
     elif ts == ExplicitVRBigEndian:
         ds.walk(_swap_binary_value)
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -236,23 +247,72 @@ def parse_frame_list(text: str) -> list[int]:
     return numbers
 
 
-def frame_count(ds: Dataset) -> int:
-    """Number of frames of an image; :class:`NotFound` when it has no Pixel Data."""
-    if PIXEL_DATA not in ds:
-        raise NotFound("the instance has no Pixel Data (7FE0,0010)")
-    return number_of_frames(ds)
-
-
 class FrameSource:
-    """The frames of one stored image, native or as stored."""
+    """The frames of one stored image, native or as stored, read from its file.
 
-    def __init__(self, ds: Dataset, inst: StoredInstance) -> None:
-        self.ds = ds
+    Only the header and the frames asked for are read: the Pixel Data value is found
+    right after the header and frames are read at their offsets (native data) or
+    through the offset tables of the encapsulated data (PS3.5 §A.4). A deflated file
+    cannot be read at an offset and is read whole.
+    """
+
+    def __init__(self, inst: StoredInstance) -> None:
         self.inst = inst
-        self.count = frame_count(ds)
         self._ts = UID(inst.transfer_syntax_uid)
-        self._bits = int(ds.get("BitsAllocated", 8) or 8)
-        self._native_value: bytes | None = None
+        self._file = inst.path.open("rb")
+        try:
+            self._open()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _open(self) -> None:
+        self._value: bytes | None = None
+        if self._ts == DeflatedExplicitVRLittleEndian:
+            self.header = dcmread(self._file)
+            if PIXEL_DATA not in self.header:
+                raise NotFound("the instance has no Pixel Data (7FE0,0010)")
+            self._value = bytes(self.header.PixelData)
+            self._offset, self._length, self._vr = 0, len(self._value), "OB"
+        else:
+            self.header = dcmread(self._file, stop_before_pixels=True)
+            self._offset, self._length, self._vr = self._pixel_value_position()
+        self.count = number_of_frames(self.header)
+        self._bits = int(self.header.get("BitsAllocated", 8) or 8)
+
+    def _pixel_value_position(self) -> tuple[int, int, str]:
+        """Offset, length and VR of the Pixel Data value, which follows the header."""
+        little = self._ts != ExplicitVRBigEndian
+        order = "<" if little else ">"
+        head = self._file.read(8)
+        if len(head) < 8 or struct.unpack(order + "HH", head[:4]) != (0x7FE0, 0x0010):
+            raise NotFound("the instance has no Pixel Data (7FE0,0010)")
+        if self._ts == ImplicitVRLittleEndian:
+            vr = "OW" if self._bits_allocated() > 8 else "OB"
+            length = struct.unpack("<I", head[4:8])[0]
+        else:
+            vr = head[4:6].decode("ascii", "replace")
+            length = struct.unpack(order + "I", self._file.read(4))[0]
+        return self._file.tell(), length, vr
+
+    def _bits_allocated(self) -> int:
+        return int(self.header.get("BitsAllocated", 8) or 8)
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _read(self, start: int, length: int) -> bytes:
+        if self._value is not None:
+            return self._value[start:start + length]
+        self._file.seek(self._offset + start)
+        return self._file.read(length)
 
     def native(self, index: int) -> bytes:
         """One frame (0-based) in native form: Explicit VR Little Endian pixel encoding.
@@ -261,20 +321,23 @@ class FrameSource:
         big endian); compressed frames are decoded by pydicom's pixel handlers;
         single-bit frames are packed eight pixels to a byte (PS3.5 §8.1.1).
         """
-        ds = self.ds
+        ds = self.header
         if not self._ts.is_encapsulated and self._bits % 8 == 0:
             length = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
                       * self._bits // 8)
-            if self._native_value is None:
-                elem = ds[PIXEL_DATA]
-                self._native_value = to_little_endian(
-                    elem.value, str(elem.VR), little_endian=self._ts != ExplicitVRBigEndian)
-            frame = self._native_value[index * length:(index + 1) * length]
+            word = 2 if self._vr == "OW" else 1
+            if self._ts == ExplicitVRBigEndian and ((index * length) % word or length % word):
+                # A frame that starts or ends inside a word: swap the whole value, then cut.
+                value = to_little_endian(self._read(0, self._length), self._vr, little_endian=False)
+                frame = value[index * length:(index + 1) * length]
+            else:
+                frame = to_little_endian(self._read(index * length, length), self._vr,
+                                         little_endian=self._ts != ExplicitVRBigEndian)
             if len(frame) != length:
                 raise NotAcceptable("the stored Pixel Data (7FE0,0010) is shorter than its frames")
             return frame
         try:
-            arr = pixel_array(ds, index=index)
+            arr = pixel_array(self.inst.path, index=index)
         except Exception:  # noqa: BLE001 - decoders raise many types
             log.warning("could not decode a frame of instance %s", uid_ref(self.inst.sop_instance_uid))
             raise NotAcceptable("the stored pixel data cannot be decoded; ask for it in its stored "
@@ -286,26 +349,37 @@ class FrameSource:
 
     def stored(self, index: int) -> bytes:
         """One frame (0-based) of encapsulated pixel data exactly as stored (PS3.5 §A.4)."""
-        ds = self.ds
+        ds = self.header
         extended = None
         if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
             extended = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
-        return get_frame(ds.PixelData, index, number_of_frames=self.count, extended_offsets=extended)
+        self._file.seek(self._offset)
+        try:
+            return get_frame(self._file, index, number_of_frames=self.count, extended_offsets=extended)
+        except (ValueError, KeyError):
+            raise NotAcceptable("the stored encapsulated Pixel Data (7FE0,0010) is malformed") from None
 
     def get(self, index: int, rendition: FrameRendition) -> bytes:
         """One frame (0-based) in ``rendition``."""
         return self.stored(index) if rendition.as_stored_compressed else self.native(index)
+
+    def whole_native(self) -> bytes:
+        """The whole Pixel Data value in native form (uncompressed data: as stored, little endian)."""
+        if not self._ts.is_encapsulated and self._bits % 8 == 0:
+            return to_little_endian(self._read(0, self._length), self._vr,
+                                    little_endian=self._ts != ExplicitVRBigEndian)
+        return b"".join(self.native(i) for i in range(self.count))
 
 
 def frames(inst: StoredInstance, numbers: Sequence[int], ranges: Sequence[MediaRange]
            ) -> tuple[FrameRendition, list[bytes]]:
     """The requested frames in the negotiated rendition (PS3.18 §10.4.1.1.4)."""
     rendition = negotiate_frames(ranges, inst.transfer_syntax_uid)
-    source = FrameSource(dcmread(inst.path), inst)
-    for n in numbers:
-        if n > source.count:
-            raise NotFound(f"frame {n} does not exist; the instance has {source.count}")
-    return rendition, [source.get(n - 1, rendition) for n in numbers]
+    with FrameSource(inst) as source:
+        for n in numbers:
+            if n > source.count:
+                raise NotFound(f"frame {n} does not exist; the instance has {source.count}")
+        return rendition, [source.get(n - 1, rendition) for n in numbers]
 
 
 def bulkdata(inst: StoredInstance, path: str, ranges: Sequence[MediaRange]
@@ -315,16 +389,18 @@ def bulkdata(inst: StoredInstance, path: str, ranges: Sequence[MediaRange]
     Pixel Data gives every frame: one part per frame when it is compressed, otherwise
     one part with the whole native value. Any other value is one little endian part.
     """
-    ds = dcmread(inst.path)
-    elem = find_element(ds, path)
+    if path.upper() == f"{PIXEL_DATA:08X}":
+        rendition = negotiate_frames(ranges, inst.transfer_syntax_uid, single_allowed=True)
+        with FrameSource(inst) as source:
+            if rendition.as_stored_compressed:
+                return rendition, [source.stored(i) for i in range(source.count)]
+            return rendition, [source.whole_native()]
+    # Bulk data other than the pixels nearly always comes before them.
+    elem = find_element(dcmread(inst.path, stop_before_pixels=True), path)
+    if elem is None:
+        elem = find_element(dcmread(inst.path), path)
     if elem is None or elem.is_empty:
         raise NotFound("no bulk data at that location in the instance")
-    if elem.tag == PIXEL_DATA and "/" not in path:
-        rendition = negotiate_frames(ranges, inst.transfer_syntax_uid, single_allowed=True)
-        source = FrameSource(ds, inst)
-        if rendition.as_stored_compressed:
-            return rendition, [source.stored(i) for i in range(source.count)]
-        return rendition, [b"".join(source.native(i) for i in range(source.count))]
     if elem.VR not in BINARY_VRS and " or " not in str(elem.VR):
         raise NotFound("the attribute at that location is not bulk data")
     rendition = negotiate_frames(ranges, NATIVE, single_allowed=True)
@@ -334,8 +410,3 @@ def bulkdata(inst: StoredInstance, path: str, ranges: Sequence[MediaRange]
     value = to_little_endian(bytes(elem.value), vr,
                              little_endian=inst.transfer_syntax_uid != str(ExplicitVRBigEndian))
     return rendition, [value]
-
-
-def is_encapsulated(transfer_syntax_uid: str) -> bool:
-    """Whether the syntax holds compressed (encapsulated) pixel data."""
-    return transfer_syntax_uid in ENCAPSULATED
