@@ -26,7 +26,8 @@ def test_builtin_manifests_are_valid_and_start_live() -> None:
 
 
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"outputs.findings.0.threshold": 1.5}, "model.yaml: outputs.findings.0.threshold: must be between 0 and 1"),
+    ({"outputs.findings.0.threshold": 1.5},
+     "model.yaml: outputs.findings.0.threshold: must be between 0 and 1"),
     ({"outputs.findings.1.index": 9}, "model.yaml: outputs: findings.1.index 9 is not below classes (4)"),
     ({"scope.modalities": []}, "model.yaml: scope.modalities:"),
     ({"scope.colour": "red"}, "model.yaml: scope.colour: unknown field"),
@@ -38,7 +39,8 @@ def test_builtin_manifests_are_valid_and_start_live() -> None:
     ({"input.frames": "all"}, "model.yaml: input: frames: all is only for 3D models"),
     ({"runtime.kind": "tensorflow"}, "model.yaml: runtime.kind:"),
     ({"runtime.kind": "python"}, "model.yaml: runtime: a python runtime needs entry_point"),
-    ({"scope.modalities": ["M R!"]}, "model.yaml: scope.modalities: modality 'M R!' is not a DICOM code string"),
+    ({"scope.modalities": ["M R!"]},
+     "model.yaml: scope.modalities: modality 'M R!' is not a DICOM code string"),
     ({"lifecycle.state": "production"}, "model.yaml: lifecycle.state:"),
 ])
 def test_errors_name_the_field(tmp_path: Path, changes: dict[str, Any], message: str) -> None:
