@@ -182,6 +182,10 @@ def build_web_app(radai: Radai, *, manage_lifecycle: bool = False) -> FastAPI:
     from radai.results.router import router as results_router
 
     app.include_router(results_router, dependencies=protected(Capability.READ_STUDIES))
+    from radai.inference.router import router as inference_router
+
+    # /api/v1 tasks, findings, heatmaps and routing decisions: they name studies.
+    app.include_router(inference_router, dependencies=protected(Capability.READ_STUDIES))
     return app
 
 

@@ -23,6 +23,14 @@ from sqlalchemy.orm import Session
 from radai.archive.models import Series, Study
 from radai.db import Database, utcnow
 from radai.inference.models import CLAIMABLE, Finding, InferenceTask, TaskState
+from radai.inference.schemas import (
+    FindingOut,
+    RoutingDecisionOut,
+    StudyFindingsOut,
+    StudyRoutingOut,
+    TaskOut,
+    TaskPage,
+)
 from radai.models.api import DefectCategory, FindingScore
 
 
@@ -328,3 +336,82 @@ def series_uids(session: Session, *, series_pks: Sequence[int]) -> dict[int, str
         return {}
     return {pk: uid for pk, uid in session.execute(
         select(Series.id, Series.series_instance_uid).where(Series.id.in_(set(series_pks))))}
+
+
+# --- API views ----------------------------------------------------------------------
+
+
+class StudyNotFound(LookupError):
+    """The study is not in the archive."""
+
+
+def _views(session: Session, tasks: Sequence[InferenceTask]) -> list[TaskOut]:
+    studies = {pk: uid for pk, uid in session.execute(
+        select(Study.id, Study.study_instance_uid).where(Study.id.in_({t.study_pk for t in tasks})))}
+    series = series_uids(session, series_pks=[t.series_pk for t in tasks if t.series_pk is not None])
+    counts = {pk: int(n) for pk, n in session.execute(
+        select(Finding.task_pk, func.count()).where(Finding.task_pk.in_([t.id for t in tasks]))
+        .group_by(Finding.task_pk))}
+    return [TaskOut.of(t, study_uid=studies[t.study_pk],
+                       series_uid=series.get(t.series_pk) if t.series_pk is not None else None,
+                       finding_count=counts.get(t.id, 0)) for t in tasks]
+
+
+def task_page(session: Session, *, state: TaskState | None = None, model_id: str | None = None,
+              model_version: str | None = None, study_instance_uid: str | None = None,
+              limit: int = 50, offset: int = 0) -> TaskPage:
+    """A page of tasks, newest first."""
+    rows, total = list_tasks(session, state=state.value if state else None, model_id=model_id,
+                             model_version=model_version, study_instance_uid=study_instance_uid,
+                             limit=limit, offset=offset)
+    return TaskPage(items=_views(session, rows), total=total, limit=limit, offset=offset)
+
+
+def task_view(session: Session, *, task_id: int) -> TaskOut:
+    """One task; TaskNotFound if there is none."""
+    return _views(session, [get_task(session, task_id=task_id)])[0]
+
+
+def _study_pk(session: Session, study_instance_uid: str) -> int:
+    pk = study_pk_of(session, study_instance_uid=study_instance_uid)
+    if pk is None:
+        raise StudyNotFound("the study is not in the archive")
+    return pk
+
+
+def study_findings_view(session: Session, *, study_instance_uid: str) -> StudyFindingsOut:
+    """Every finding of a study; StudyNotFound if it is not archived."""
+    rows = study_findings(session, study_pk=_study_pk(session, study_instance_uid))
+    series = series_uids(session, series_pks=[f.series_pk for f in rows if f.series_pk is not None])
+    return StudyFindingsOut(study_instance_uid=study_instance_uid, findings=[
+        FindingOut.of(f, study_uid=study_instance_uid,
+                      series_uid=series.get(f.series_pk) if f.series_pk is not None else None)
+        for f in rows])
+
+
+def study_routing_view(session: Session, *, study_instance_uid: str) -> StudyRoutingOut:
+    """A study's routing decisions and tasks; StudyNotFound if it is not archived."""
+    from radai.routing.models import RoutingDecision
+
+    pk = _study_pk(session, study_instance_uid)
+    decisions = list(session.scalars(select(RoutingDecision).where(RoutingDecision.study_pk == pk)
+                                     .order_by(RoutingDecision.change_seq)))
+    tasks = list(session.scalars(select(InferenceTask).where(InferenceTask.study_pk == pk)
+                                 .order_by(InferenceTask.id)))
+    return StudyRoutingOut(study_instance_uid=study_instance_uid,
+                           decisions=[RoutingDecisionOut.of(d) for d in decisions],
+                           tasks=_views(session, tasks))
+
+
+class FindingNotFound(LookupError):
+    """No finding with this id, or it has no heatmap."""
+
+
+def heatmap_of(session: Session, *, finding_id: int) -> tuple[str, str]:
+    """(Study Instance UID, heatmap path relative to the data folder) of a finding."""
+    row = session.execute(select(Study.study_instance_uid, Finding.heatmap_path)
+                          .join(Study, Study.id == Finding.study_pk)
+                          .where(Finding.id == finding_id)).first()
+    if row is None or not row[1]:
+        raise FindingNotFound(f"finding {finding_id} has no heatmap")
+    return str(row[0]), str(row[1])
