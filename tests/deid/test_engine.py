@@ -8,6 +8,7 @@ import io
 import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage
 
 from radai.deid import DeidentificationRefused, Option, Profile, PseudonymKey, Region, deidentify
@@ -336,3 +337,26 @@ def test_region_outside_the_image_is_refused() -> None:
         deidentify(small_image(Modality="US"), profile=Profile(pixel_regions=(Region(40, 0, 2, 2),)), key=KEY)
     with pytest.raises(ValueError, match="X,Y,WIDTH,HEIGHT"):
         Region.parse("1,2,3")
+
+
+def sr_with_text() -> Dataset:
+    ds = Dataset()
+    ds.PatientName = "Doe^Jonathan"
+    ds.PatientID = "MRN4242"
+    item = Dataset()
+    item.ValueType = "TEXT"
+    item.TextValue = "Findings for Jonathan Doe (MRN4242): no nodule."
+    container = Dataset()
+    container.ValueType = "CONTAINER"
+    container.ContentSequence = Sequence([item])
+    ds.ContentSequence = Sequence([container])
+    return ds
+
+
+def test_structured_text_is_replaced_or_cleaned() -> None:
+    basic = deidentify(sr_with_text(), profile=Profile(), key=KEY)
+    assert basic.ContentSequence[0].ContentSequence[0].TextValue == "ANONYMIZED"
+    cleaned = deidentify(
+        sr_with_text(), profile=Profile(options=frozenset({Option.CLEAN_STRUCTURED_CONTENT})), key=KEY
+    )
+    assert cleaned.ContentSequence[0].ContentSequence[0].TextValue == "Findings for (): no nodule."

@@ -20,7 +20,9 @@ Choices the standard leaves to the implementation, and the ones made here:
   resolvable; every other nested attribute goes through the table too.
 - D: a dummy of the attribute's VR. Identifiers (SH, LO, UC) get a keyed pseudonym of
   the original, UIDs the keyed UID, so that equal values stay equal across files.
-  A sequence under D keeps its items, each de-identified by the same table.
+  A sequence under D keeps its items, each de-identified by the same table, and any
+  free text (ST, LT, UT, PN) inside that no row covers, such as an SR's Text Value,
+  is replaced too; under C (Clean Structured Content) that text is cleaned instead.
 - C: dates (DA, DT) move by the patient's offset under the Modified Dates option and
   times (TM) stay, as the shift is whole days; text is cleaned by removing every
   identifying value the dataset itself holds (names, IDs, dates, addresses...), and
@@ -57,6 +59,7 @@ _DATE_OPTIONS = (Option.RETAIN_LONGITUDINAL_FULL_DATES, Option.RETAIN_LONGITUDIN
 _TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "CS", "AE", "UR"})
 #: Keyed pseudonyms are 16 characters (80 bits of the HMAC), which fits SH, LO and UC.
 _PSEUDONYM_VRS = frozenset({"SH", "LO", "UC"})
+_FREE_TEXT_VRS = frozenset({"ST", "LT", "UT", "PN"})
 _NUMBER_VRS = frozenset({"DS", "IS", "FL", "FD", "SL", "SS", "UL", "US", "SV", "UV"})
 _BYTES_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 #: Fixed dummies (PS3.15 E.1.1 "D": a non-zero length value consistent with the VR).
@@ -132,6 +135,8 @@ class _Run:
     safe_private: dict[tuple[int, str, int], SafePrivate]
     shift_days: int
     scrub: list[str] = field(default_factory=list)
+    #: Inside a sequence under D ("dummy") or C ("clean"): what happens to free text.
+    free_text: str | None = None
     dates_shifted: bool = False
 
     def action(self, row: ProfileRow) -> str:
@@ -210,13 +215,34 @@ def _walk(ds: Dataset, run: _Run) -> None:
         if row is None:
             if elem.VR == "SQ":
                 _walk_items(elem, run)
+            elif run.free_text and elem.VR in _FREE_TEXT_VRS and elem.value:
+                _free_text(elem, run)
             continue
         _apply(ds, elem, run.action(row), run)
 
 
-def _walk_items(elem: DataElement, run: _Run) -> None:
-    for item in elem.value or []:
-        _walk(item, run)
+def _walk_items(elem: DataElement, run: _Run, free_text: str | None = None) -> None:
+    """De-identify each item; ``free_text`` says what becomes of text no row covers inside."""
+    saved = run.free_text
+    if free_text is not None and saved != "dummy":  # inside a dummied sequence nothing is cleaned back
+        run.free_text = free_text
+    try:
+        for item in elem.value or []:
+            _walk(item, run)
+    finally:
+        run.free_text = saved
+
+
+def _free_text(elem: DataElement, run: _Run) -> None:
+    """Text inside a sequence under D or C that the table has no row for (e.g. SR Text Value).
+
+    Under D (the Basic Profile's Content Sequence) it is replaced; under C (Clean
+    Structured Content) it is cleaned like a descriptor.
+    """
+    if run.free_text == "dummy" or elem.VR == "PN":
+        elem.value = _DUMMY[elem.VR]
+    else:
+        elem.value = _map_values(elem.value, lambda v: _scrub(v, run.scrub))
 
 
 def _private_to_keep(ds: Dataset, run: _Run) -> set[int]:
@@ -303,7 +329,7 @@ def _map_values(value: Any, func: Any) -> Any:
 def _dummy(elem: DataElement, run: _Run) -> None:
     vr = elem.VR
     if vr == "SQ":
-        _walk_items(elem, run)
+        _walk_items(elem, run, "dummy")
     elif vr == "UI":
         elem.value = _map_values(elem.value, run.key.uid) if elem.value else run.key.uid(str(elem.tag))
     elif vr in _PSEUDONYM_VRS:
@@ -332,7 +358,7 @@ def _as_list(value: Any) -> list[Any]:
 def _clean(ds: Dataset, elem: DataElement, run: _Run) -> None:
     vr = elem.VR
     if vr == "SQ":
-        _walk_items(elem, run)
+        _walk_items(elem, run, "clean")
     elif vr in ("DA", "DT"):
         if Option.RETAIN_LONGITUDINAL_MODIFIED_DATES in run.profile.options:
             elem.value = (
