@@ -259,8 +259,8 @@ def claim_deliveries(db: Database, *, destinations: Sequence[str], limit: int,
             .with_for_update(skip_locked=True)))
         if not rows:
             return []
-        objects = dict(s.execute(select(ResultObject.id, ResultObject).where(
-            ResultObject.id.in_({r.object_pk for r in rows}))).tuples())
+        objects = {o.id: o for o in s.scalars(select(ResultObject).where(
+            ResultObject.id.in_({r.object_pk for r in rows})))}
         claims = []
         for row in rows:
             token = uuid.uuid4().hex
