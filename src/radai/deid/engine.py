@@ -49,11 +49,14 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRBigEndian
 from pydicom.valuerep import PersonName
 
+from radai.deid.errors import DeidentificationRefused
 from radai.deid.options import BASIC_PROFILE_CODE, Option
 from radai.deid.pixels import Region, blank_regions, burned_in_reason
 from radai.deid.pseudonym import PseudonymKey
 from radai.deid.table import ProfileRow, ProfileTable, SafePrivate, load_safe_private, load_table
 from radai.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
+__all__ = ["DeidentificationRefused", "Profile", "deidentify"]
 
 _DATE_OPTIONS = (Option.RETAIN_LONGITUDINAL_FULL_DATES, Option.RETAIN_LONGITUDINAL_MODIFIED_DATES)
 _TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "CS", "AE", "UR"})
@@ -93,10 +96,6 @@ _META_IDENTIFYING = (
     "PrivateInformationCreatorUID",
     "PrivateInformation",
 )
-
-
-class DeidentificationRefused(ValueError):
-    """The object cannot be de-identified as asked (burned-in annotation without regions to blank)."""
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,8 @@ def deidentify_tree(
             report.refused.append((path, str(exc)))
             continue
         except (ValueError, TypeError, KeyError, AttributeError, NotImplementedError) as exc:
-            report.failed.append((path, f"{type(exc).__name__}: {exc}"))
+            # The library's message may quote a value from the file: only its kind is shown.
+            report.failed.append((path, f"cannot de-identify: {type(exc).__name__}"))
             continue
         data = _encode(clean)
         # An object without UIDs is named by the hash of its de-identified bytes instead.

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
+from radai.deid.errors import DeidentificationRefused
+
 #: SOP classes whose images are screen or video captures, where devices burn the
 #: patient's name, ID and dates into the pixels as a matter of course.
 BURNED_IN_SOP_CLASSES: frozenset[str] = frozenset(
@@ -85,13 +87,13 @@ def blank_regions(ds: Dataset, regions: tuple[Region, ...]) -> None:
 
     Compressed pixel data is decoded first (colour to RGB); the result is written in
     Explicit VR Little Endian, so the blanked pixels cannot come back from a lossy
-    codec's neighbourhood. Raises ValueError naming Rows/Columns when a region lies
+    codec's neighbourhood. Raises DeidentificationRefused naming Rows/Columns when a region lies
     outside the image.
     """
     rows, columns = int(ds.Rows), int(ds.Columns)
     for region in regions:
         if region.x >= columns or region.y >= rows:
-            raise ValueError(
+            raise DeidentificationRefused(
                 "a pixel region starts outside the image (Rows (0028,0010), Columns (0028,0011))"
             )
     if ds.file_meta.TransferSyntaxUID.is_compressed:
