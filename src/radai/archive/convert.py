@@ -222,6 +222,9 @@ def image_to_dataset(path: Path, attrs: ImageAttributes, *, sop_class: SopClassC
         ds.SeriesDescription = attrs.series_description
     if attrs.body_part:
         ds.BodyPartExamined = attrs.body_part
+    else:
+        # Type 2C when the body part may be paired; unknown here, so present and empty.
+        ds.Laterality = ""
     # General Equipment (C.7.5.1)
     ds.Manufacturer = ""
     if attrs.institution:

@@ -1,11 +1,14 @@
-"""Keras 3 models exported once to ONNX, cached by the ``.keras`` file's SHA-256.
+"""Keras 3 models exported once to ONNX (and PyTorch), cached by the ``.keras`` file's SHA-256.
 
 The export runs in a child process with ``KERAS_BACKEND=torch`` (the backend is chosen
 when Keras is first imported, and Keras with PyTorch takes memory radai need not keep):
-the Keras model is wrapped in a ``torch.nn.Module`` and exported with
-``torch.onnx.export(dynamo=True)`` with a dynamic batch axis. The child checks that ONNX
-Runtime reproduces Keras's outputs (largest difference at most 1e-4) before the file is
-moved into the cache; concurrent first uses wait on a file lock instead of exporting twice.
+the Keras model is wrapped in a ``torch.nn.Module``, traced once with ``torch.export``
+(dynamic batch axis), saved as ``model.pt2`` for the torch runtime and converted with
+``torch.onnx.export(dynamo=True)`` to ``model.onnx`` for ONNX Runtime. (The ONNX graph
+uses opset 20 operators, e.g. Pad, that onnx2torch cannot convert, so the torch runtime
+takes the ``torch.export`` program made from the same trace.) The child checks that both
+reproduce Keras's outputs (largest difference at most 1e-4) before the folder is moved
+into the cache; concurrent first uses wait on a file lock instead of exporting twice.
 
 Run as ``python -m radai.models.keras_export SOURCE.keras TARGET.onnx ROWS COLS CHANNELS LAYOUT``.
 """
@@ -31,6 +34,8 @@ log = logging.getLogger(__name__)
 #: The largest difference between Keras's and ONNX Runtime's outputs accepted.
 TOLERANCE = 1e-4
 EXPORT_TIMEOUT_SECONDS = 1800
+#: Version of what an export folder holds (model.onnx, model.pt2, export.json).
+EXPORT_FORMAT = 2
 
 
 def file_sha256(path: Path) -> str:
@@ -45,7 +50,7 @@ def file_sha256(path: Path) -> str:
 def onnx_from_keras(source: Path, spec: InputSpec, cache_dir: Path) -> Path:
     """The cached ONNX export of ``source`` (built now if it is not cached yet)."""
     sha = file_sha256(source)
-    folder = cache_dir / f"keras-{sha}"
+    folder = cache_dir / f"keras-{sha}-v{EXPORT_FORMAT}"
     target = folder / "model.onnx"
     if (folder / "export.json").is_file():
         return target
@@ -100,17 +105,23 @@ def _export(source: Path, target: Path, shape: tuple[int, int, int, int]) -> dic
 
     wrapper = Wrapper().eval()
     example = torch.zeros(2, *shape[1:])
-    torch.onnx.export(wrapper, (example,), str(target), dynamo=True,
-                      dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=1024)},),
+    program = torch.export.export(wrapper, (example,),
+                                  dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=1024)},))
+    torch.export.save(program, str(target.with_suffix(".pt2")))
+    torch.onnx.export(program, (example,), str(target), dynamo=True,
                       input_names=["input"], output_names=["output"], verbose=False)
     x = np.random.default_rng(0).uniform(-1, 1, size=(3, *shape[1:])).astype(np.float32)
     expected = np.asarray(model.predict(x, verbose=0))
     session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"input": x})[0]
-    diff = float(np.abs(expected - got).max())
-    if not diff <= TOLERANCE:
-        raise RuntimeError(f"ONNX Runtime differs from Keras by {diff:.3g}")
-    return {"max_abs_diff": diff, "keras": keras.__version__, "torch": torch.__version__}
+    onnx_diff = float(np.abs(expected - session.run(None, {"input": x})[0]).max())
+    reloaded = torch.export.load(str(target.with_suffix(".pt2"))).module()
+    with torch.inference_mode():
+        torch_diff = float(np.abs(expected - reloaded(torch.from_numpy(x)).numpy()).max())
+    for runtime, diff in (("ONNX Runtime", onnx_diff), ("PyTorch", torch_diff)):
+        if not diff <= TOLERANCE:
+            raise RuntimeError(f"{runtime} differs from Keras by {diff:.3g}")
+    return {"max_abs_diff": max(onnx_diff, torch_diff), "onnx_max_abs_diff": onnx_diff,
+            "torch_max_abs_diff": torch_diff, "keras": keras.__version__, "torch": torch.__version__}
 
 
 def main(argv: list[str]) -> int:

@@ -98,6 +98,9 @@ def load_model(record: ModelRecord, settings: Settings, *, runtime: str) -> Load
 
             if settings.models.torch_threads:
                 torch.set_num_threads(settings.models.torch_threads)
+            if manifest.runtime.source is not None and model_file.with_suffix(".pt2").is_file():
+                # The export made a torch.export program from the same trace as the ONNX graph.
+                model_file = model_file.with_suffix(".pt2")
             runner = TorchRunner.from_file(model_file, device=torch_device(manifest.resources.device))
         else:
             raise ValueError(f"unknown runtime {runtime!r}")
