@@ -20,14 +20,14 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from radai.archive.models import Instance, Patient, Series, Study
-from radai.db import Database, utcnow
+from radai.db import Database, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -148,63 +148,108 @@ def _insert(session: Session) -> Any:
 
 
 def index_batch(session: Session, entries: Sequence[IndexEntry]) -> list[IndexOutcome]:
-    """Index entries inside the caller's transaction; returns an outcome per entry."""
+    """Index entries inside the caller's transaction; returns an outcome per entry.
+
+    A batch costs a fixed handful of statements whatever its size (a lookup of its
+    studies and series, one multi-row insert of its instances, one counter update per
+    series and study touched), which is what lets parallel associations share commits.
+    An instance already indexed, or repeated within the batch, is a duplicate.
+    """
     insert = _insert(session)
-    uids = [e.sop_instance_uid for e in entries]
-    known = set(session.scalars(select(Instance.sop_instance_uid)
-                                .where(Instance.sop_instance_uid.in_(uids))))
-    outcomes: list[IndexOutcome] = []
-    studies: dict[str, int] = {}
-    series_pks: dict[str, int] = {}
-    now = utcnow()
-    for entry in entries:
-        if entry.sop_instance_uid in known:
-            outcomes.append(IndexOutcome.DUPLICATE)
-            continue
-        study_pk = studies.get(entry.study_instance_uid)
-        if study_pk is None:
-            study_pk = _study(session, insert, entry)
-            studies[entry.study_instance_uid] = study_pk
-        series_pk = series_pks.get(entry.series_instance_uid)
-        if series_pk is None:
-            series_pk = _series(session, insert, entry, study_pk)
-            series_pks[entry.series_instance_uid] = series_pk
-        a = entry.attributes
-        inserted = session.execute(
-            insert(Instance).values(
-                sop_instance_uid=entry.sop_instance_uid,
-                sop_class_uid=entry.sop_class_uid,
-                series_pk=series_pk,
-                instance_number=a.get("instance_number"),
-                transfer_syntax_uid=entry.transfer_syntax_uid,
-                rows=a.get("rows"),
-                columns=a.get("columns"),
-                bits_allocated=a.get("bits_allocated"),
-                number_of_frames=a.get("number_of_frames"),
-                content_date=a.get("content_date", ""),
-                content_time=a.get("content_time", ""),
-                path=entry.relative_path,
-                size_bytes=entry.size_bytes,
-                sha256=entry.sha256,
-                source=entry.source,
-                source_ae_title=entry.source_ae_title,
-                received_at=entry.received_at,
-            ).on_conflict_do_nothing(index_elements=["sop_instance_uid"])
-            .returning(Instance.id)
-        ).scalar_one_or_none()
-        known.add(entry.sop_instance_uid)
-        if inserted is None:  # another process indexed it first
-            outcomes.append(IndexOutcome.DUPLICATE)
-            continue
-        session.execute(update(Series).where(Series.id == series_pk)
-                        .values(number_of_instances=Series.number_of_instances + 1))
-        session.execute(update(Study).where(Study.id == study_pk).values(
-            number_of_instances=Study.number_of_instances + 1,
-            change_seq=Study.change_seq + 1,
-            last_received_at=now,
-        ))
-        outcomes.append(IndexOutcome.STORED)
+    conn = session.connection()
+    outcomes: list[IndexOutcome] = [IndexOutcome.DUPLICATE] * len(entries)
+    first: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        first.setdefault(entry.sop_instance_uid, i)
+    new = [entries[i] for i in first.values()]
+    study_pks = _existing(conn, _STUDIES.c.study_instance_uid, {e.study_instance_uid for e in new})
+    series_pks = _existing(conn, _SERIES.c.series_instance_uid, {e.series_instance_uid for e in new})
+    for entry in new:
+        if entry.study_instance_uid not in study_pks:
+            study_pks[entry.study_instance_uid] = _study(session, insert, entry)
+        if entry.series_instance_uid not in series_pks:
+            series_pks[entry.series_instance_uid] = _series(
+                session, insert, entry, study_pks[entry.study_instance_uid])
+    rows = [_instance_row(e, series_pks[e.series_instance_uid]) for e in new]
+    # Rows another process indexed first are not returned: they are duplicates here.
+    inserted = set(conn.execute(_insert_instances(conn.dialect.name), rows).scalars()) if rows else set()
+    per_series: dict[int, int] = {}
+    per_study: dict[int, int] = {}
+    for entry in new:
+        if entry.sop_instance_uid in inserted:
+            outcomes[first[entry.sop_instance_uid]] = IndexOutcome.STORED
+            series_pk = series_pks[entry.series_instance_uid]
+            study_pk = study_pks[entry.study_instance_uid]
+            per_series[series_pk] = per_series.get(series_pk, 0) + 1
+            per_study[study_pk] = per_study.get(study_pk, 0) + 1
+    if per_series:
+        conn.execute(_COUNT_SERIES, [{"b_pk": pk, "b_n": n} for pk, n in per_series.items()])
+    if per_study:
+        now = utcnow()
+        conn.execute(_COUNT_STUDY, [{"b_pk": pk, "b_n": n, "b_now": now} for pk, n in per_study.items()])
     return outcomes
+
+
+# The ingest path runs the same few statements for every batch. They are built once, so
+# that SQLAlchemy finds them in its compiled cache without rebuilding cache keys, and run
+# as Core statements, which skip the ORM's per-row bookkeeping.
+_INSTANCES = cast(Table, Instance.__table__)
+_SERIES = cast(Table, Series.__table__)
+_STUDIES = cast(Table, Study.__table__)
+_COUNT_SERIES = (update(_SERIES).where(_SERIES.c.id == bindparam("b_pk"))
+                 .values(number_of_instances=_SERIES.c.number_of_instances + bindparam("b_n")))
+_COUNT_STUDY = (update(_STUDIES).where(_STUDIES.c.id == bindparam("b_pk")).values(
+    number_of_instances=_STUDIES.c.number_of_instances + bindparam("b_n"),
+    change_seq=_STUDIES.c.change_seq + bindparam("b_n"),
+    last_received_at=bindparam("b_now", type_=UTCDateTime()),
+))
+_LOOKUP_ONE = {col: select(col.table.c.id, col).where(col == bindparam("b_uid"))
+               for col in (_STUDIES.c.study_instance_uid, _SERIES.c.series_instance_uid)}
+_INSERT_INSTANCES: dict[str, Any] = {}
+
+
+def _insert_instances(dialect: str) -> Any:
+    stmt = _INSERT_INSTANCES.get(dialect)
+    if stmt is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = (insert(_INSTANCES).on_conflict_do_nothing(index_elements=["sop_instance_uid"])
+                .returning(_INSTANCES.c.sop_instance_uid))
+        _INSERT_INSTANCES[dialect] = stmt
+    return stmt
+
+
+def _existing(conn: Connection, column: Any, uids: set[str]) -> dict[str, int]:
+    """UID → primary key of the rows of ``column``'s table that exist already."""
+    if not uids:
+        return {}
+    if len(uids) == 1:  # the common case of one association: no expanding IN to render
+        result = conn.execute(_LOOKUP_ONE[column], {"b_uid": next(iter(uids))})
+    else:
+        result = conn.execute(select(column.table.c.id, column).where(column.in_(uids)))
+    return {uid: pk for pk, uid in result}
+
+
+def _instance_row(entry: IndexEntry, series_pk: int) -> dict[str, Any]:
+    a = entry.attributes
+    return {
+        "sop_instance_uid": entry.sop_instance_uid,
+        "sop_class_uid": entry.sop_class_uid,
+        "series_pk": series_pk,
+        "instance_number": a.get("instance_number"),
+        "transfer_syntax_uid": entry.transfer_syntax_uid,
+        "rows": a.get("rows"),
+        "columns": a.get("columns"),
+        "bits_allocated": a.get("bits_allocated"),
+        "number_of_frames": a.get("number_of_frames"),
+        "content_date": a.get("content_date", ""),
+        "content_time": a.get("content_time", ""),
+        "path": entry.relative_path,
+        "size_bytes": entry.size_bytes,
+        "sha256": entry.sha256,
+        "source": entry.source,
+        "source_ae_title": entry.source_ae_title,
+        "received_at": entry.received_at,
+    }
 
 
 def _study(session: Session, insert: Any, entry: IndexEntry) -> int:

@@ -42,6 +42,8 @@ class FileStorage:
         self.root = root
         self.fsync = fsync
         root.mkdir(parents=True, exist_ok=True)
+        # Folders known to exist: a mkdir per instance costs as much as writing it.
+        self._folders: set[Path] = set()
 
     def path(self, relative_path: str) -> Path:
         """Absolute path of a stored file."""
@@ -61,14 +63,9 @@ class FileStorage:
         """
         rel = relative_path_for(sop_instance_uid)
         final = self.root / rel
-        final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{final.name}.{os.getpid()}.{id(data)}.tmp")
         try:
-            with tmp.open("wb") as fh:
-                fh.write(data)
-                if self.fsync:
-                    fh.flush()
-                    os.fsync(fh.fileno())
+            self._write_new(tmp, data)
             try:
                 os.link(tmp, final)
                 return WriteResult(rel, created=True)
@@ -83,6 +80,22 @@ class FileStorage:
             raise
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _write_new(self, tmp: Path, data: bytes) -> None:
+        folder = tmp.parent
+        if folder not in self._folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._folders.add(folder)
+        try:
+            fh = tmp.open("wb")
+        except FileNotFoundError:  # the folder was removed behind our back
+            folder.mkdir(parents=True, exist_ok=True)
+            fh = tmp.open("wb")
+        with fh:
+            fh.write(data)
+            if self.fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
 
     def delete(self, relative_path: str) -> None:
         """Remove a stored file (used to undo a write whose indexing failed)."""

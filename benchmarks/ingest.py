@@ -1,0 +1,160 @@
+"""P1 — DIMSE ingest, radai against Orthanc (see BENCHMARKS.md).
+
+500 CT slices (512×512, 16-bit, uncompressed, one study, generated deterministically from
+pydicom-data's 693_UNCR.dcm with new UIDs) are sent with DCMTK's storescu to a fresh
+``radai serve`` (SQLite) and to a fresh Debian Orthanc (default SQLite index, storage
+compression off), on one association and on 4 parallel associations, several runs in
+alternating order. Every process runs with ``TCP_NODELAY=1`` (DCMTK leaves Nagle's
+algorithm on without it). Both acknowledge an instance once it is durable: radai after
+the file is written and the index transaction committed.
+
+Prints the median instances/s and MB/s of each and the ratio radai/Orthanc.
+
+    .venv/bin/python benchmarks/ingest.py [--runs 5] [--count 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.fixtures.data import ct_series, to_bytes  # noqa: E402
+from tests.fixtures.peers import (  # noqa: E402
+    LOOPBACK,
+    make_orthanc,
+    require_program,
+    start_radai,
+    stop_process,
+)
+
+STUDY = "1.2.826.0.1.3680043.10.995.1"
+SERIES = STUDY + ".1"
+
+
+def make_inputs(folder: Path, count: int) -> list[Path]:
+    """The benchmark's instances, the same bytes on every run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ds in ct_series(count, study_uid=STUDY, series_uid=SERIES, patient_id="P-BENCH-1"):
+        path = folder / f"ct{int(ds.InstanceNumber):04d}.dcm"
+        path.write_bytes(to_bytes(ds))
+        paths.append(path)
+    return paths
+
+
+def send(ae_title: str, port: int, paths: list[Path], associations: int) -> float:
+    """Seconds for storescu to send every file over ``associations`` parallel associations."""
+    storescu = require_program("storescu")
+    env = {**os.environ, "TCP_NODELAY": "1"}
+    chunks = [paths[i::associations] for i in range(associations)]
+    start = time.perf_counter()
+    procs = [subprocess.Popen([storescu, "-aet", "BENCH", "-aec", ae_title, LOOPBACK, str(port),
+                               *map(str, chunk)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+             for chunk in chunks]
+    outputs = [p.communicate()[0] for p in procs]
+    elapsed = time.perf_counter() - start
+    for p, out in zip(procs, outputs, strict=True):
+        if p.returncode != 0:
+            raise RuntimeError(f"storescu failed ({p.returncode}):\n{out.decode(errors='replace')[-2000:]}")
+    return elapsed
+
+
+def run_radai(work: Path, paths: list[Path], associations: int) -> float:
+    server = start_radai(work / "radai", env={"TCP_NODELAY": "1"})
+    try:
+        seconds = send(server.ae_title, server.dicom_port, paths, associations)
+        stored = sum(1 for _ in (server.data_dir / "instances").rglob("*.dcm"))
+        if stored != len(paths):
+            raise RuntimeError(f"radai stored {stored} of {len(paths)} instances")
+        return seconds
+    finally:
+        stop_process(server.proc)
+        shutil.rmtree(work / "radai", ignore_errors=True)
+
+
+def run_orthanc(work: Path, paths: list[Path], associations: int) -> float:
+    # Orthanc reads TCP_NODELAY from its environment like the other DCMTK programs.
+    previous = os.environ.get("TCP_NODELAY")
+    os.environ["TCP_NODELAY"] = "1"
+    try:
+        orthanc = make_orthanc(work / "orthanc", extra={"Plugins": []})
+    finally:
+        if previous is None:
+            os.environ.pop("TCP_NODELAY", None)
+    try:
+        seconds = send(orthanc.ae_title, orthanc.dicom_port, paths, associations)
+        stats = httpx.get(orthanc.url + "/statistics", timeout=60).json()
+        if int(stats["CountInstances"]) != len(paths):
+            raise RuntimeError(f"Orthanc stored {stats['CountInstances']} of {len(paths)} instances")
+        return seconds
+    finally:
+        orthanc.stop()
+        shutil.rmtree(work / "orthanc", ignore_errors=True)
+
+
+@dataclass
+class Series:
+    """Timings of one peer at one association count."""
+
+    seconds: list[float]
+
+    def median_rate(self, count: int) -> float:
+        return count / statistics.median(self.seconds)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5, help="runs per peer and association count")
+    parser.add_argument("--count", type=int, default=500, help="instances per run")
+    parser.add_argument("--associations", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="where inputs and both archives live (default: the system temporary folder)")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="radai-bench-ingest-", dir=args.work_dir))
+    try:
+        paths = make_inputs(work / "inputs", args.count)
+        megabytes = sum(p.stat().st_size for p in paths) / 1e6
+        print(f"{len(paths)} instances, {megabytes:.1f} MB, {os.cpu_count()} CPUs; "
+              f"{args.runs} runs each, medians", flush=True)
+        peers: dict[str, Callable[[Path, list[Path], int], float]] = {
+            "radai": run_radai, "orthanc": run_orthanc}
+        results: dict[tuple[str, int], Series] = {}
+        for associations in args.associations:
+            for run in range(args.runs):
+                # Alternate who goes first: the machine is shared and noisy.
+                order = list(peers) if run % 2 == 0 else list(reversed(peers))
+                for name in order:
+                    seconds = peers[name](work, paths, associations)
+                    results.setdefault((name, associations), Series([])).seconds.append(seconds)
+                    print(f"  run {run + 1} {name:7s} x{associations}: {len(paths) / seconds:7.1f} inst/s",
+                          flush=True)
+        print()
+        print(f"{'associations':>12} {'peer':>8} {'inst/s':>9} {'MB/s':>8}")
+        for associations in args.associations:
+            rates = {}
+            for name in peers:
+                rate = results[(name, associations)].median_rate(len(paths))
+                rates[name] = rate
+                print(f"{associations:>12} {name:>8} {rate:9.1f} {rate * megabytes / len(paths):8.1f}")
+            print(f"{associations:>12} {'ratio':>8} {rates['radai'] / rates['orthanc']:9.2f}  (radai/Orthanc)")
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
