@@ -15,6 +15,7 @@ gives the same UIDs and the archive and every PACS keep one copy.
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -145,13 +146,15 @@ def require_same_study(datasets: Sequence[Dataset]) -> str:
 
 
 @contextmanager
-def no_value_warnings() -> Iterator[None]:
-    """Silence library warnings while building a result object.
+def quiet_library_output() -> Iterator[None]:
+    """Keep values out of logs while a library builds a result object.
 
-    highdicom warns with the offending value (e.g. a referring physician's name copied
-    from the source), which would put patient data in logs; the objects are checked by
-    their own tests and dciodvfy instead.
+    highdicom warns with offending values (e.g. a referring physician's name copied from
+    the source) and logs at INFO which dataset it copies from (a SOP Instance UID); both
+    would put patient data in logs. Its logger is held at ERROR and its warnings are
+    dropped; the objects are checked by their own tests and dciodvfy instead.
     """
+    logging.getLogger("highdicom").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         yield

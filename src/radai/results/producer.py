@@ -20,6 +20,7 @@ back; any other failure is retried with backoff.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from radai.archive.models import Instance, Series
 from radai.archive.parse import Rejection
 from radai.archive.service import Archive
 from radai.db import Database
-from radai.imaging import PixelError
+from radai.imaging import PixelError, number_of_frames
 from radai.inference.events import Phase, TaskEvent, TaskEventHub
 from radai.inference.heatmaps import load_heatmap
 from radai.inference.models import Finding, InferenceTask, TaskState
@@ -218,10 +219,12 @@ class ResultWorker:
         inputs.findings = list(session.scalars(select(Finding).where(Finding.task_pk == task.id)
                                                .order_by(Finding.id)))
         carriers = list(dict.fromkeys(f.sop_instance_uid for f in inputs.findings if f.sop_instance_uid))
-        inputs.sources = [self._source(session, uid, pixels=True) for uid in carriers]
-        spec_dir = session.scalar(select(ModelVersion.source).where(
-            ModelVersion.model_id == task.model_id, ModelVersion.version == task.model_version))
-        spec = load_segmentation_spec(Path(spec_dir)) if spec_dir else None
+        package = session.execute(select(ModelVersion.source, ModelVersion.manifest).where(
+            ModelVersion.model_id == task.model_id, ModelVersion.version == task.model_version)).first()
+        frames_rule = _frames_rule(package[1]) if package is not None else "first"
+        inputs.sources = [self._source(session, uid, pixels=True, frames_rule=frames_rule)
+                          for uid in carriers]
+        spec = load_segmentation_spec(Path(package[0])) if package is not None else None
         for f in inputs.findings:
             if not f.heatmap_path or f.sop_instance_uid not in carriers:
                 continue
@@ -251,13 +254,24 @@ class ResultWorker:
         inputs.sources = [self._source(session, uid, pixels=False) for uid in session.scalars(q)]
         return inputs
 
-    def _source(self, session: Session, sop_instance_uid: str, *, pixels: bool) -> SourceImage:
+    def _source(self, session: Session, sop_instance_uid: str, *, pixels: bool,
+                frames_rule: str = "first") -> SourceImage:
         row = session.execute(select(Instance.path, Instance.size_bytes).where(
             Instance.sop_instance_uid == sop_instance_uid)).first()
         if row is None:
             raise LookupError(f"source instance {uid_ref(sop_instance_uid)} is not in the archive")
         ds = dcmread(self.archive.storage.path(row[0]), stop_before_pixels=not pixels)
-        return SourceImage(ds, int(row[1]))
+        # The frame the model read, chosen as radai.models.preprocess chooses it.
+        frame = 0 if frames_rule == "first" else (number_of_frames(ds) - 1) // 2
+        return SourceImage(ds, int(row[1]), frame)
+
+
+def _frames_rule(manifest_json: str) -> str:
+    """The manifest's ``input.frames`` (first, middle or all)."""
+    try:
+        return str(json.loads(manifest_json)["input"]["frames"])
+    except (ValueError, KeyError, TypeError):
+        return "first"
 
 
 def produce_objects(inputs: ProductionInputs, settings: ResultsSettings) -> Produced:

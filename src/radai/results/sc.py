@@ -49,7 +49,7 @@ from radai.results.common import (
     NOT_FOR_DIAGNOSIS,
     Algorithm,
     add_algorithm,
-    no_value_warnings,
+    quiet_library_output,
     require_same_study,
     result_uid,
     to_part10,
@@ -174,7 +174,7 @@ def _source_reference(source: SourceImage) -> Dataset:
 
 def _build(source: SourceImage, rgb: np.ndarray, *, algorithm: Algorithm, index: int) -> Dataset:
     src = source.dataset
-    with no_value_warnings():
+    with quiet_library_output():
         sc = hd.sc.SCImage.from_ref_dataset(
             ref_dataset=src,
             pixel_array=rgb,

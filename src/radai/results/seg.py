@@ -25,7 +25,7 @@ from radai.results.common import (
     MANUFACTURER,
     Algorithm,
     add_algorithm,
-    no_value_warnings,
+    quiet_library_output,
     require_same_study,
     result_uid,
     sources_key,
@@ -121,7 +121,7 @@ def _one_series(sources: Sequence[SourceImage], indices: list[int], masks: Seque
             tracking_id=m.label[:64])
         for number, m in sorted(segments.values(), key=lambda item: item[0])]
     series_uid = str(datasets[0].SeriesInstanceUID)
-    with no_value_warnings():
+    with quiet_library_output():
         seg = hd.seg.Segmentation(
             source_images=datasets,
             pixel_array=pixels,

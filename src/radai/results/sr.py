@@ -50,7 +50,7 @@ from radai.results.common import (
     Algorithm,
     add_algorithm,
     declare_scheme,
-    no_value_warnings,
+    quiet_library_output,
     require_same_study,
     result_uid,
     sources_key,
@@ -136,7 +136,7 @@ def _conclusion_item(text: str) -> hd.sr.TextContentItem:
 def _document(*, evidence: Sequence[Dataset], content: Dataset, algorithm: Algorithm,
               sop_instance_uid: str, series_description: str) -> hd.sr.Comprehensive3DSR:
     study_uid = require_same_study(evidence)
-    with no_value_warnings():
+    with quiet_library_output():
         sr = _comprehensive_3d_sr(evidence=evidence, content=content, algorithm=algorithm,
                                   sop_instance_uid=sop_instance_uid, study_uid=study_uid,
                                   series_description=series_description)
