@@ -83,8 +83,9 @@ class TorchRunner:
 
     kind = "torch"
 
-    def __init__(self, module: torch.nn.Module, *, device: str) -> None:
-        self.module = module.eval().to(device)
+    def __init__(self, module: torch.nn.Module, *, device: str, exported: bool = False) -> None:
+        # A torch.export program was traced in eval mode and refuses .eval() itself.
+        self.module = module.to(device) if exported else module.eval().to(device)
         self.device = device
         # Grad-CAM registers hooks on the module: one explanation at a time.
         self.explain_lock = threading.Lock()
@@ -100,7 +101,7 @@ class TorchRunner:
                 from torch.export.passes import move_to_device_pass
 
                 program = move_to_device_pass(program, device)
-            return cls(program.module(), device=device)
+            return cls(program.module(), device=device, exported=True)
         if path.suffix == ".onnx":
             return cls(onnx_to_torch(path), device=device)
         raise ValueError(f"the torch runtime loads .pt2 or .onnx files, not {path.suffix}")
