@@ -7,20 +7,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 from pydicom import dcmread
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from radai.app import Radai
+from radai.config import ConfigError
 from radai.inference.events import Phase, TaskEvent
-from radai.inference.executor import LocalExecutor
+from radai.inference.executor import LocalExecutor, build_executor
 from radai.inference.heatmaps import load_heatmap, png_path
 from radai.inference.models import Finding, InferenceTask
 from radai.models.manifest import load_manifest
 from radai.models.preprocess import prepare_input
 from radai.uids import derived_uid
 from tests.fixtures.data import pydicom_test_file
-from tests.inference.conftest import all_tasks, route, tasks_in, wait_for
+from tests.inference.conftest import all_tasks, make_radai, route, tasks_in, wait_for
 from tests.inference.packages import (
     calls,
     install_live,
@@ -267,3 +269,16 @@ def test_inputs_of_a_multi_image_task_stay_together(local_radai: Radai, start_ex
     expected = float(np.mean(prepare_input(dcmread(pydicom_test_file("MR_small.dcm")),
                                            load_manifest(pkg).input)))
     assert abs(finding.probability - expected) < 1e-5
+
+
+def test_an_executor_kind_that_is_not_available_stops_radai(tmp_path: Path, sqlite_url: str) -> None:
+    radai = make_radai(tmp_path, sqlite_url, inference={"executor": "ray"})
+    try:
+        with pytest.raises(ConfigError, match="'ray' is not available in this version"):
+            build_executor(radai)
+        local = radai.settings.model_copy(update={"inference": radai.settings.inference.model_copy(
+            update={"executor": "local"})})
+        radai.settings = local
+        assert build_executor(radai).kind == "local"
+    finally:
+        radai.stop()

@@ -93,8 +93,9 @@ class Executor(Protocol):
 def build_executor(radai: Radai) -> Executor:
     """The executor the settings choose (``inference.executor``)."""
     settings = radai.settings.inference
-    if settings.executor is not ExecutorKind.LOCAL:
-        raise ConfigError(f"invalid setting inference.executor: {settings.executor.value!r} is not "
+    kind = ExecutorKind(settings.executor)
+    if kind is not ExecutorKind.LOCAL:
+        raise ConfigError(f"invalid setting inference.executor: {kind.value!r} is not "
                           "available in this version; use 'local'")
     return LocalExecutor(db=radai.db, storage=radai.storage, registry=radai.models,
                          settings=settings, data_dir=radai.settings.data_dir,

@@ -28,9 +28,6 @@ class InferenceMetrics:
         self.task_seconds = Histogram(
             "radai_inference_task_seconds", "Preparation plus inference time per task, by model",
             ["model"], registry=registry)
-        self.queue_seconds = Histogram(
-            "radai_inference_queue_seconds", "Wait from task creation to first claim, by model",
-            ["model"], registry=registry)
 
     @classmethod
     def on(cls, registry: CollectorRegistry) -> InferenceMetrics:

@@ -25,7 +25,6 @@ from radai.archive.models import Instance, Series
 from radai.archive.storage import FileStorage
 from radai.inference.heatmaps import heatmap_relative_path, save_heatmap
 from radai.inference.service import Claim, FindingRecord, TaskResult
-from radai.logs import uid_ref
 from radai.models.api import DefectCategory, FindingScore, InstanceRef, LoadedModel, ModelDefect
 
 log = logging.getLogger(__name__)
@@ -211,7 +210,3 @@ def _heatmap(model: LoadedModel, work: TaskWork, score: FindingScore, data_dir: 
         return None
     return rel
 
-
-def describe(work: TaskWork) -> str:
-    """A log-safe name of a task."""
-    return f"task {work.claim.task_id} (study {uid_ref(work.claim.study_instance_uid)})"
