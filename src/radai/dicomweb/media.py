@@ -163,7 +163,7 @@ def negotiate_instances(ranges: Sequence[MediaRange], *, single_allowed: bool) -
     named syntax is checked per instance by the caller.
     """
     for r in ranges:
-        if r.is_multipart and r.part_type in (None, DICOM):
+        if r.is_multipart and (r.part_type is None or MediaRange(r.part_type).matches(DICOM)):
             ts = r.transfer_syntax
             return InstanceRendition(True, None if ts in (None, "*") else ts)
         if r.media_type == DICOM and single_allowed:
@@ -226,6 +226,12 @@ def negotiate_frames(ranges: Sequence[MediaRange], stored_ts: str, *,
 
 def _frame_choice(part_type: str, ts: str | None, stored_ts: str,
                   compressed: bool) -> FrameRendition | None:
+    if part_type in ("*/*", "*", "application/*"):
+        # A range: what it covers is given in the default form, native.
+        return FrameRendition(OCTET_STREAM, NATIVE, False)
+    if part_type == "image/*":
+        own = next((t for t, tss in IMAGE_MEDIA_TYPES.items() if stored_ts in tss and "/x-" not in t), None)
+        return FrameRendition(own, stored_ts, True) if own is not None and compressed else None
     if part_type == OCTET_STREAM:
         if ts in (None, NATIVE):
             return FrameRendition(OCTET_STREAM, NATIVE, False)
