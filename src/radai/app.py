@@ -93,6 +93,7 @@ class Radai:
         if self._components:
             return
         from radai.inference.executor import build_executor
+        from radai.results.metrics import ResultsMetrics
         from radai.results.outbox import Outbox
         from radai.results.producer import ResultWorker
         from radai.routing.listener import Router
@@ -104,13 +105,15 @@ class Radai:
         self.add_component(DimseServer(self))
         # Results: the outbox delivers what the result worker stores; the worker's task
         # listeners are registered when it is built, before the executor starts.
+        results_metrics = ResultsMetrics.on(self.metrics.registry)
         outbox = Outbox(db=self.db, archive=self.archive, settings=self.settings.results,
-                        calling_ae_title=self.settings.ae_title)
+                        calling_ae_title=self.settings.ae_title, metrics=results_metrics)
         self.add_component(outbox)
         if self.settings.results.enabled:
             self.add_component(ResultWorker(
                 db=self.db, archive=self.archive, settings=self.settings.results,
-                data_dir=self.settings.data_dir, events=self.task_events, on_ready=outbox.wake))
+                data_dir=self.settings.data_dir, events=self.task_events, on_ready=outbox.wake,
+                metrics=results_metrics))
         self.add_component(build_executor(self))
 
     def stop(self) -> None:

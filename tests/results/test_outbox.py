@@ -23,6 +23,7 @@ from radai.archive.models import Series, Study
 from radai.config import load_settings
 from radai.inference.events import TaskEvent
 from radai.inference.service import FindingRecord, TaskResult, claim_tasks, complete_task, create_task
+from radai.results.metrics import ResultsMetrics
 from radai.results.models import Delivery, DeliveryAttempt, DeliveryState, ResultObject
 from radai.results.outbox import Outbox
 from radai.results.producer import ResultWorker
@@ -78,7 +79,8 @@ def _finished_task(radai: Radai, salt: str) -> str:
 
 def _outbox(radai: Radai) -> Outbox:
     return Outbox(db=radai.db, archive=radai.archive, settings=radai.settings.results,
-                  calling_ae_title=radai.settings.ae_title)
+                  calling_ae_title=radai.settings.ae_title,
+                  metrics=ResultsMetrics.on(radai.metrics.registry))
 
 
 def _deliveries(radai: Radai) -> list[tuple[str, Delivery]]:
@@ -157,6 +159,9 @@ def test_dimse_delivery_waits_for_a_down_peer_and_then_delivers_once(
         assert [a.ok for a in attempts] == [False, False, True, True]
         assert attempts[-1].detail == "C-STORE status 0x0000"
         assert _pass_after_backoff(outbox) == 0  # nothing is sent twice
+        sample = radai.metrics.registry.get_sample_value
+        assert sample("radai_result_deliveries_total", {"destination": "pacs", "outcome": "failed"}) == 2
+        assert sample("radai_result_deliveries_total", {"destination": "pacs", "outcome": "delivered"}) == 2
     finally:
         radai.stop()
 

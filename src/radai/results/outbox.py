@@ -23,6 +23,7 @@ from radai.archive.service import Archive
 from radai.config import DimsePeer
 from radai.db import Database
 from radai.dimse.scu import SendReport, send_files
+from radai.results.metrics import ResultsMetrics
 from radai.results.service import (
     DeliveryClaim,
     DeliveryOutcome,
@@ -42,8 +43,9 @@ class Outbox:
     name = "outbox"
 
     def __init__(self, *, db: Database, archive: Archive, settings: ResultsSettings,
-                 calling_ae_title: str) -> None:
+                 calling_ae_title: str, metrics: ResultsMetrics | None = None) -> None:
         self.db = db
+        self.metrics = metrics
         self.archive = archive
         self.settings = settings
         self.calling_ae_title = calling_ae_title
@@ -96,7 +98,14 @@ class Outbox:
             if self._stop.is_set():
                 release_deliveries(self.db, claims=claims)
                 break
+            began = time.perf_counter()
             outcomes = self._send(dest, claims)
+            if self.metrics is not None:
+                self.metrics.delivery_seconds.labels(destination=dest.name).observe(
+                    time.perf_counter() - began)
+                for o in outcomes:
+                    self.metrics.deliveries.labels(destination=dest.name,
+                                                   outcome="delivered" if o.ok else "failed").inc()
             record_outcomes(self.db, outcomes=outcomes, max_attempts=self.settings.max_attempts,
                             retry_base_seconds=self.settings.retry_base_seconds,
                             retry_max_seconds=self.settings.retry_max_seconds)

@@ -46,6 +46,7 @@ from radai.models.api import DefectCategory
 from radai.models.models import ModelVersion
 from radai.results.common import Algorithm, to_part10
 from radai.results.inputs import Heatmap, SegmentMask, SourceImage
+from radai.results.metrics import ResultsMetrics
 from radai.results.models import ResultSet
 from radai.results.sc import CaptureTooLargeError, heatmap_captures
 from radai.results.seg import segmentations
@@ -120,8 +121,10 @@ class ResultWorker:
 
     def __init__(self, *, db: Database, archive: Archive, settings: ResultsSettings, data_dir: Path,
                  events: TaskEventHub | None = None,
-                 on_ready: Callable[[], None] | None = None) -> None:
+                 on_ready: Callable[[], None] | None = None,
+                 metrics: ResultsMetrics | None = None) -> None:
         self.db = db
+        self.metrics = metrics
         self.archive = archive
         self.settings = settings
         self.data_dir = data_dir
@@ -186,6 +189,8 @@ class ResultWorker:
         except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried
             why = describe_error(exc)
             log.warning("result %d (task %d) could not be made: %s", claim.result_id, claim.task_id, why)
+            if self.metrics is not None:
+                self.metrics.production_failures.inc()
             with self.db.transaction() as s:
                 fail_result(s, claim=claim, error=why, max_attempts=MAX_PRODUCTION_ATTEMPTS,
                             retry_base_seconds=self.settings.retry_base_seconds,
@@ -195,6 +200,9 @@ class ResultWorker:
             recorded = record_objects(s, claim=claim, objects=stored,
                                       destinations=self.settings.destinations,
                                       note="; ".join(produced.notes))
+        if recorded and self.metrics is not None:
+            for obj in stored:
+                self.metrics.objects.labels(kind=obj.kind).inc()
         if recorded:
             log.info("result %d (task %d): %d object(s) stored", claim.result_id, claim.task_id, len(stored))
 
