@@ -164,3 +164,16 @@ def test_bad_heatmaps_are_refused(chest: SourceImage, algorithm: Algorithm) -> N
         Heatmap(0, np.zeros((2, 2, 2)))
     with pytest.raises(ValueError, match="opacity"):
         overlay(np.zeros((4, 4), np.uint8), None, opacity=2.0)
+
+
+def test_a_multi_frame_source_gives_the_frame_the_model_read(algorithm: Algorithm) -> None:
+    mr = source("emri_small.dcm")  # enhanced MR, 10 frames of 64 × 64
+    frame = SourceImage(mr.dataset, mr.size_bytes, frame=5)
+    (sc,) = heatmap_captures(sources=[frame], algorithm=algorithm, findings=findings(), heatmaps=[])
+    back = _read_back(sc)
+    assert back.SourceImageSequence[0].ReferencedFrameNumber == 6
+    expected = burn_caption(overlay(display_frame(mr.dataset, 5), None), caption_lines(algorithm, findings()))
+    np.testing.assert_array_equal(back.pixel_array, expected)
+    other = heatmap_captures(sources=[SourceImage(mr.dataset, mr.size_bytes, frame=0)], algorithm=algorithm,
+                             findings=findings(), heatmaps=[])
+    assert other[0].SOPInstanceUID != sc.SOPInstanceUID
