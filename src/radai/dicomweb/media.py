@@ -252,10 +252,9 @@ def _frame_choice(part_type: str, ts: str | None, stored_ts: str,
 
 @dataclass(frozen=True)
 class RenderedRendition:
-    """The image format of a rendered resource and whether several images go as multipart."""
+    """The image format of a rendered resource."""
 
     media_type: str
-    multipart_accepted: bool
 
 
 def negotiate_rendered(ranges: Sequence[MediaRange]) -> RenderedRendition:
@@ -263,10 +262,10 @@ def negotiate_rendered(ranges: Sequence[MediaRange]) -> RenderedRendition:
     for r in ranges:
         candidate = r.part_type if r.is_multipart else r.media_type
         if candidate is None:
-            return RenderedRendition(JPEG, True)
+            return RenderedRendition(JPEG)
         for media_type in (JPEG, PNG):
             if MediaRange(candidate).matches(media_type):
-                return RenderedRendition(media_type, True)
+                return RenderedRendition(media_type)
     raise NotAcceptable(f"rendered images are {JPEG} or {PNG}; the request accepts only {describe(ranges)}")
 
 
