@@ -98,9 +98,11 @@ class Radai:
         from radai.results.producer import ResultWorker
         from radai.routing.listener import Router
 
-        # Routing checks its rules and listens before the first stability event can fire.
+        executor = build_executor(self)
+        # Routing checks its rules and listens before the first stability event can fire;
+        # it wakes the executor when it has created tasks.
         self.add_component(Router(settings=self.settings.routing, registry=self.models,
-                                  stability=self.stability))
+                                  stability=self.stability, on_routed=executor.wake))
         self.add_component(_Thread("stability", self.stability.start, self.stability.stop))
         self.add_component(DimseServer(self))
         # Results: the outbox delivers what the result worker stores; the worker's task
@@ -114,7 +116,7 @@ class Radai:
                 db=self.db, archive=self.archive, settings=self.settings.results,
                 data_dir=self.settings.data_dir, events=self.task_events, on_ready=outbox.wake,
                 metrics=results_metrics))
-        self.add_component(build_executor(self))
+        self.add_component(executor)
 
     def stop(self) -> None:
         """Stop every started component (last started first), then the indexer."""

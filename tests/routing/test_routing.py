@@ -168,3 +168,21 @@ def test_routing_the_same_change_again_changes_nothing(radai: Radai, tmp_path: P
                             rules=settings.rules, registry=radai.models)
     assert again.outcome == "routed"
     assert len(_decisions(radai)) == 1 and len(_tasks(radai)) == 1
+
+
+def test_the_router_wakes_the_executor_after_commit_when_it_made_tasks(radai: Radai) -> None:
+    woken: list[int] = []
+
+    def wake() -> None:
+        # Called after the commit: the tasks are visible to any other connection.
+        woken.append(len(_tasks(radai)))
+
+    monitor = StabilityMonitor(radai.db, quiet_seconds=0.2, poll_seconds=0.1)
+    Router(settings=radai.settings.routing, registry=radai.models, stability=monitor,
+           on_routed=wake).start()
+    store_image(radai, "MR2_UNCI.dcm", "not-routed")  # no rule matches: no wake-up
+    _settle(monitor)
+    assert woken == []
+    store_image(radai, "RG1_UNCI.dcm", "routed")
+    _settle(monitor)
+    assert woken == [1]

@@ -8,7 +8,9 @@ the event, once per study change, also across restarts.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from radai.archive.stability import StabilityMonitor, StableStudy
@@ -53,8 +55,10 @@ class Router:
     name = "routing"
 
     def __init__(self, *, settings: RoutingSettings, registry: ModelRegistry,
-                 stability: StabilityMonitor) -> None:
+                 stability: StabilityMonitor, on_routed: Callable[[], None] | None = None) -> None:
         self._settings = settings
+        #: Called after the commit of an event that created tasks (wakes the executor).
+        self._on_routed = on_routed
         self._registry = registry
         self._stability = stability
         self._rules: list[Rule] | None = None
@@ -84,5 +88,8 @@ class Router:
 
     def on_stable(self, session: Session, event: StableStudy) -> None:
         """Route one stability event inside its transaction."""
-        route_study(session, study_pk=event.study_pk, change_seq=event.change_seq,
-                    rules=self.rules, registry=self._registry)
+        decision = route_study(session, study_pk=event.study_pk, change_seq=event.change_seq,
+                               rules=self.rules, registry=self._registry)
+        if decision.task_count and self._on_routed is not None:
+            on_routed = self._on_routed
+            sa_event.listen(session, "after_commit", lambda _s: on_routed(), once=True)
