@@ -113,3 +113,26 @@ def test_load_is_cached(radai: Radai) -> None:
     first = radai.models.load(*BRAIN, runtime="onnx")
     assert radai.models.load(*BRAIN, runtime="onnx") is first
     assert (first.model_id, first.version) == BRAIN
+
+
+def test_installed_distribution_offers_a_package(radai: Radai, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A distribution with an entry point in the group ``radai.models`` is registered."""
+    import sys
+
+    from tests.models.helpers import write_package
+
+    site = tmp_path / "site"
+    write_package(site / "acme_models", {"id": "acme-installed", "version": "3.1"})
+    (site / "acme_models" / "__init__.py").write_text('"""ACME model package."""\n')
+    info = site / "acme_models-3.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-models\nVersion: 3.1\n")
+    (info / "entry_points.txt").write_text("[radai.models]\nacme = acme_models\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "acme_models", raising=False)  # from the other backend's run
+    radai.models.sync()
+    record = radai.models.get("acme-installed")
+    assert (record.version, record.origin, record.state) == ("3.1", "installed", S.LIVE)
+    assert Path(record.source) == (site / "acme_models").resolve()
+    assert "acme_models" in sys.modules
