@@ -12,6 +12,7 @@ Both return an H×W float32 map in 0..1 over the model input's rows and columns.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -47,7 +48,12 @@ def gradcam(runner: TorchRunner, sample: np.ndarray, *, column: int, size: tuple
     layer = convs[-1]
     captured: dict[str, torch.Tensor] = {}
 
+    owner = threading.get_ident()
+
     def keep(_module: torch.nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        # Inference may run on other threads while the hook is on: only this call's pass counts.
+        if threading.get_ident() != owner:
+            return
         output.retain_grad()
         captured["activations"] = output
 
