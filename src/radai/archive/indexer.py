@@ -3,7 +3,8 @@
 Receivers (C-STORE handlers, STOW-RS, import) hand an :class:`IndexEntry` to the
 :class:`Indexer` and wait for its commit before they acknowledge: an acknowledged
 instance is in the index. The indexer thread takes every entry waiting at that moment
-(up to the batch size) into one transaction, so parallel associations share commits.
+(up to the batch size) into one transaction, so parallel associations share commits;
+an entry that finds the indexer idle is committed in the caller's own thread.
 Rows are created with ``INSERT … ON CONFLICT DO NOTHING``, so several radai processes
 on one PostgreSQL can index the same study at once, and a re-sent instance is
 recognised as a duplicate by its SOP Instance UID.
@@ -79,6 +80,8 @@ class Indexer:
         self._batch_size = batch_size
         self._queue: queue.Queue[tuple[IndexEntry, Future[IndexOutcome]] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
+        # Held by whoever is committing: one index transaction at a time.
+        self._committing = threading.Lock()
 
     def start(self) -> None:
         """Start the indexing thread."""
@@ -94,13 +97,25 @@ class Indexer:
             self._thread = None
 
     def submit(self, entry: IndexEntry) -> Future[IndexOutcome]:
-        """Queue an entry; the future completes once its transaction has committed."""
+        """Queue an entry; the future completes once its transaction has committed.
+
+        When no commit is under way and nothing waits, the entry is committed at once in
+        the caller's thread: a lone sender (one association) then pays no hand-over to
+        the indexing thread and back. Entries that arrive during a commit wait in the
+        queue and go together in the next one.
+        """
         fut: Future[IndexOutcome] = Future()
         if self._thread is None:
             try:
                 fut.set_result(self.index_now([entry])[0])
             except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
                 fut.set_exception(exc)
+            return fut
+        if self._queue.empty() and self._committing.acquire(blocking=False):
+            try:
+                self._commit([(entry, fut)])
+            finally:
+                self._committing.release()
             return fut
         self._queue.put((entry, fut))
         return fut
@@ -116,17 +131,19 @@ class Indexer:
             item = self._queue.get()
             if item is None:
                 break
-            batch = [item]
-            while len(batch) < self._batch_size:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stopping = True
-                    break
-                batch.append(nxt)
-            self._commit(batch)
+            with self._committing:
+                # Taken once the commit slot is free: what queued up meanwhile joins in.
+                batch = [item]
+                while len(batch) < self._batch_size:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        stopping = True
+                        break
+                    batch.append(nxt)
+                self._commit(batch)
 
     def _commit(self, batch: list[tuple[IndexEntry, Future[IndexOutcome]]]) -> None:
         try:
