@@ -4,7 +4,8 @@
 pydicom-data's 693_UNCR.dcm with new UIDs) are sent with DCMTK's storescu to a fresh
 ``radai serve`` (SQLite) and to a fresh Debian Orthanc (default SQLite index, storage
 compression off), on one association and on 4 parallel associations, several runs in
-alternating order. Every process runs with ``TCP_NODELAY=1`` (DCMTK leaves Nagle's
+alternating order. radai runs with one DIMSE process per CPU (``dimse.processes``), as
+Orthanc's threads use every core. Every process runs with ``TCP_NODELAY=1`` (DCMTK leaves Nagle's
 algorithm on without it). Both acknowledge an instance once it is durable: radai after
 the file is written and the index transaction committed.
 
@@ -31,8 +32,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fixtures.data import ct_series, to_bytes  # noqa: E402
-from tests.fixtures.peers import (  # noqa: E402
+from tests.fixtures.data import ct_series, to_bytes
+from tests.fixtures.peers import (
     LOOPBACK,
     make_orthanc,
     require_program,
@@ -72,8 +73,9 @@ def send(ae_title: str, port: int, paths: list[Path], associations: int) -> floa
     return elapsed
 
 
-def run_radai(work: Path, paths: list[Path], associations: int) -> float:
-    server = start_radai(work / "radai", env={"TCP_NODELAY": "1"})
+def run_radai(work: Path, paths: list[Path], associations: int, processes: int) -> float:
+    server = start_radai(work / "radai", env={"TCP_NODELAY": "1"},
+                         extra={"dimse": {"processes": processes}})
     try:
         seconds = send(server.ae_title, server.dicom_port, paths, associations)
         stored = sum(1 for _ in (server.data_dir / "instances").rglob("*.dcm"))
@@ -116,10 +118,14 @@ class Series:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="runs per peer and association count")
     parser.add_argument("--count", type=int, default=500, help="instances per run")
     parser.add_argument("--associations", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--radai-processes", type=int, default=os.cpu_count() or 1,
+                        help="radai's dimse.processes: DIMSE processes sharing the port "
+                             "(default: one per CPU, as Orthanc's threads use every core)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="where inputs and both archives live (default: the system temporary folder)")
     args = parser.parse_args()
@@ -128,10 +134,10 @@ def main() -> int:
     try:
         paths = make_inputs(work / "inputs", args.count)
         megabytes = sum(p.stat().st_size for p in paths) / 1e6
-        print(f"{len(paths)} instances, {megabytes:.1f} MB, {os.cpu_count()} CPUs; "
-              f"{args.runs} runs each, medians", flush=True)
+        print(f"{len(paths)} instances, {megabytes:.1f} MB, {os.cpu_count()} CPUs; radai with "
+              f"{args.radai_processes} DIMSE process(es); {args.runs} runs each, medians", flush=True)
         peers: dict[str, Callable[[Path, list[Path], int], float]] = {
-            "radai": run_radai, "orthanc": run_orthanc}
+            "radai": lambda w, p, a: run_radai(w, p, a, args.radai_processes), "orthanc": run_orthanc}
         results: dict[tuple[str, int], Series] = {}
         for associations in args.associations:
             for run in range(args.runs):
@@ -150,7 +156,8 @@ def main() -> int:
                 rate = results[(name, associations)].median_rate(len(paths))
                 rates[name] = rate
                 print(f"{associations:>12} {name:>8} {rate:9.1f} {rate * megabytes / len(paths):8.1f}")
-            print(f"{associations:>12} {'ratio':>8} {rates['radai'] / rates['orthanc']:9.2f}  (radai/Orthanc)")
+            ratio = rates["radai"] / rates["orthanc"]
+            print(f"{associations:>12} {'ratio':>8} {ratio:9.2f}  (radai/Orthanc)")
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -71,6 +71,9 @@ class DimseSettings(_Section):
     acse_timeout_seconds: float = Field(default=30.0, gt=0)
     dimse_timeout_seconds: float = Field(default=60.0, gt=0)
     maximum_associations: int = Field(default=32, ge=1, le=1024)
+    #: Server processes sharing the DICOM port (SO_REUSEPORT, Linux): more than one lets
+    #: parallel associations use more than one CPU core. 1 keeps DIMSE in-process.
+    processes: int = Field(default=1, ge=1, le=64)
 
     @field_validator("allowed_calling_aets")
     @classmethod

@@ -1,139 +1,62 @@
-"""radai's DIMSE service class provider: the AE, its presentation contexts, the server.
-
-Supported (PS3.4): Verification; Storage for every storage SOP class radai accepts
-(retired ones included), in every transfer syntax it accepts, with the SCU role on
-offer too so that a C-GET requestor can take the SCP role (PS3.7 §D.3.3.4); Patient
-Root and Study Root Query/Retrieve FIND, MOVE and GET.
-"""
+"""The DIMSE service class provider as a component of ``radai serve``."""
 
 from __future__ import annotations
 
-import copy
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pydicom import uid
-from pynetdicom import AE
-from pynetdicom.presentation import PresentationContext
-from pynetdicom.transport import ThreadedAssociationServer
-
-from radai.archive.sop_classes import storage_sop_classes
-from radai.archive.transfer_syntaxes import ACCEPTED_TRANSFER_SYNTAXES
-from radai.dimse import qr
-from radai.dimse.handlers import DimseNode, event_handlers
-from radai.dimse.network import configure_pynetdicom
-from radai.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from radai.dimse.handlers import DimseNode
+from radai.dimse.listener import Listener
+from radai.dimse.workers import WorkerPool
 
 if TYPE_CHECKING:
     from radai.app import Radai
 
 log = logging.getLogger(__name__)
 
-#: Verification SOP Class (PS3.4 Annex A, PS3.6 Annex A).
-_VERIFICATION = "1.2.840.10008.1.1"
-#: Transfer syntaxes for commands and identifiers (PS3.5 §10.1): the uncompressed ones.
-_IDENTIFIER_SYNTAXES = [str(uid.ExplicitVRLittleEndian), str(uid.ImplicitVRLittleEndian),
-                        str(uid.ExplicitVRBigEndian)]
-
-
-def _storage_syntaxes() -> list[str]:
-    """Accepted transfer syntaxes in radai's order of preference.
-
-    pynetdicom gives each context the first of these the requestor also proposed
-    (PS3.8 §9.3.3.2 leaves the choice to the acceptor): Explicit VR Little Endian keeps
-    VRs and costs nothing to read; lossless compression next; lossy last, so that an
-    instance is never taken lossy when the sender offered it any other way.
-    """
-    ordered = [
-        str(uid.ExplicitVRLittleEndian),
-        str(uid.JPEGLSLossless), str(uid.JPEG2000Lossless), str(uid.JPEGLosslessSV1), str(uid.JPEGLossless),
-        str(uid.RLELossless), str(uid.DeflatedExplicitVRLittleEndian),
-        str(uid.ImplicitVRLittleEndian), str(uid.ExplicitVRBigEndian),
-        str(uid.JPEGLSNearLossless), str(uid.JPEG2000), str(uid.JPEGExtended12Bit), str(uid.JPEGBaseline8Bit),
-    ]
-    assert set(ordered) == ACCEPTED_TRANSFER_SYNTAXES and len(ordered) == len(set(ordered))
-    return ordered
-
-
-def build_ae(node: DimseNode) -> AE:
-    """The Application Entity with radai's supported contexts, limits and timeouts."""
-    settings = node.settings
-    ae = AE(ae_title=node.ae_title)
-    ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
-    ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
-    ae.maximum_pdu_size = settings.maximum_pdu_size
-    ae.maximum_associations = settings.maximum_associations
-    ae.network_timeout = settings.network_timeout_seconds
-    ae.acse_timeout = settings.acse_timeout_seconds
-    ae.dimse_timeout = settings.dimse_timeout_seconds
-    ae.add_supported_context(_VERIFICATION, _IDENTIFIER_SYNTAXES)
-    storage = _storage_syntaxes()
-    for sop_class in sorted(storage_sop_classes()):
-        ae.add_supported_context(sop_class, storage, scu_role=True, scp_role=True)
-    for models in (qr.FIND_MODELS, qr.MOVE_MODELS, qr.GET_MODELS):
-        for model in models:
-            ae.add_supported_context(model, _IDENTIFIER_SYNTAXES)
-    return ae
-
-
-class _SupportedContext(PresentationContext):
-    """A supported presentation context that copies cheaply.
-
-    pynetdicom deep-copies every supported context for each new association; for
-    radai's ~215 contexts of up to 13 transfer syntaxes the generic ``deepcopy`` costs
-    ~40 ms per association (measured), all of it holding the GIL. A context holds only
-    immutable strings, flags and one list of UIDs, so copying the object and that list
-    is a complete deep copy.
-    """
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> _SupportedContext:
-        new = copy.copy(self)
-        new.__dict__.update({k: list(v) for k, v in self.__dict__.items() if isinstance(v, list)})
-        return new
-
-    @classmethod
-    def of(cls, context: PresentationContext) -> _SupportedContext:
-        """The same context as this class."""
-        new = cls()
-        new.__dict__.update(copy.deepcopy(context.__dict__))
-        return new
-
 
 class DimseServer:
-    """The DIMSE SCP as a :class:`radai.app.Component`: listens on the DICOM port."""
+    """The DIMSE SCP as a :class:`radai.app.Component`: listens on the DICOM port.
+
+    With ``dimse.processes`` above 1, worker processes (:mod:`radai.dimse.workers`)
+    listen on the same port too, each with its own archive writer and indexer.
+    """
 
     name = "dimse"
 
     def __init__(self, radai: Radai) -> None:
-        settings = radai.settings
-        self._host = settings.host
-        self._port = settings.dicom_port
-        self.node = DimseNode(ae_title=settings.ae_title, settings=settings.dimse,
+        self._settings = radai.settings
+        self.node = DimseNode(ae_title=radai.settings.ae_title, settings=radai.settings.dimse,
                               archive=radai.archive, db=radai.db, metrics=radai.metrics)
-        self._ae: AE | None = None
-        self._server: ThreadedAssociationServer | None = None
+        self._listener: Listener | None = None
+        self._workers: WorkerPool | None = None
 
     @property
     def port(self) -> int:
         """The port it listens on (the bound one once started, e.g. when 0 was asked for)."""
-        if self._server is not None:
-            return int(self._server.server_address[1])
-        return self._port
+        return self._listener.port if self._listener is not None else self._settings.dicom_port
 
     def start(self) -> None:
         """Listen without blocking; raises OSError when the port cannot be bound."""
-        configure_pynetdicom()
-        self._ae = build_ae(self.node)
-        contexts: list[PresentationContext] = [_SupportedContext.of(cx) for cx in self._ae.supported_contexts]
-        self._server = self._ae.start_server((self._host, self._port), block=False,
-                                             evt_handlers=event_handlers(self.node), contexts=contexts)
-        log.info("DICOM %s listening on %s:%d", self.node.ae_title, self._host, self.port)
+        processes = self._settings.dimse.processes
+        self._listener = Listener(self.node, self._settings.host, self._settings.dicom_port,
+                                  share_port=processes > 1)
+        if processes > 1:
+            self._workers = WorkerPool(self._settings, port=self.port, count=processes - 1,
+                                       metrics=self.node.metrics)
+            try:
+                self._workers.start()
+            except Exception:
+                self.stop()
+                raise
+        log.info("DICOM %s listening on %s:%d (%d process%s)", self.node.ae_title, self._settings.host,
+                 self.port, processes, "es" if processes > 1 else "")
 
     def stop(self) -> None:
-        """Stop listening and end every open association."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server = None
-        if self._ae is not None:
-            self._ae.shutdown()
-            self._ae = None
+        """Stop listening (every process) and end every open association."""
+        if self._workers is not None:
+            self._workers.stop()
+            self._workers = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
