@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 REPORT_SECONDS = 1.0
 START_TIMEOUT_SECONDS = 120.0
 
+#: The settings a worker uses.
+_WORKER_SETTINGS = {"data_dir", "database_url", "host", "dicom_port", "ae_title", "log_level",
+                    "dimse", "archive"}
+
 #: (metric name, sorted label items) → value
 _Snapshot = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -142,7 +146,8 @@ class WorkerPool:
     def start(self) -> None:
         """Start every worker and wait until each listens; raises RuntimeError otherwise."""
         context = multiprocessing.get_context("spawn")
-        data = self._settings.model_dump(mode="json")
+        # Only what DIMSE needs crosses to the workers (no other section's secrets).
+        data = self._settings.model_dump(mode="json", include=_WORKER_SETTINGS)
         for number in range(1, self._count + 1):
             parent, child = context.Pipe()
             process = context.Process(target=run_worker, args=(data, self._port, child),
