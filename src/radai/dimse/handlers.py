@@ -19,7 +19,7 @@ from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext
 
-from radai.archive.parse import Rejection
+from radai.archive.parse import Rejection, RejectReason
 from radai.archive.query import Level
 from radai.archive.service import Archive
 from radai.config import DimseSettings
@@ -137,7 +137,7 @@ def handle_echo(event: evt.Event, node: DimseNode) -> int:
 # --- storage -----------------------------------------------------------------------
 
 
-def handle_store(event: evt.Event, node: DimseNode) -> Dataset:
+def handle_store(event: evt.Event, node: DimseNode) -> Dataset | int:
     """C-STORE (PS3.4 Annex B): store the data set as received; refusals per Table B.2-1."""
     request: Any = event.request
     try:
@@ -153,7 +153,10 @@ def handle_store(event: evt.Event, node: DimseNode) -> Dataset:
         )
     except Rejection as rej:
         return _status(STORE_STATUS[rej.reason], rej.message)
-    return _status(int(Status.SUCCESS))
+    except Exception as exc:  # noqa: BLE001 - answered, and logged without its message (values)
+        log.error("C-STORE failed unexpectedly (%s)", type(exc).__name__)
+        return _status(int(RejectReason.PROCESSING_FAILURE), "the instance could not be stored")
+    return Status.SUCCESS
 
 
 # --- query -------------------------------------------------------------------------
