@@ -1,10 +1,11 @@
 """Sending stored instances to DICOM peers with C-STORE (PS3.4 Annex B, PS3.7 §9.1.1).
 
-Instances go out as they are stored: the file is read without decoding its pixels and
-its data set bytes are sent unchanged in the transfer syntax it was received in. Only
-when the peer accepted none of the presentation contexts proposing that transfer
-syntax is a compressed instance decompressed (pydicom) and sent in an uncompressed
-transfer syntax the peer accepted (PS3.5 §10, PS3.8 §9.3.2.2.1).
+Instances go out as they are stored: the file is read without decoding its pixels and,
+when the peer accepted its transfer syntax, its data set bytes are sent unchanged. An
+uncompressed instance may go in another uncompressed syntax the peer accepted
+(pynetdicom re-encodes the elements, values untouched). Only when the peer accepted
+none of the contexts proposing its syntax is a compressed instance decompressed
+(pydicom) and sent uncompressed (PS3.5 §10, PS3.8 §9.3.2.2.1).
 
 :func:`send_files` opens its own association (result delivery, scripts);
 :func:`presentation_contexts` and :func:`payload` are the same two decisions for
