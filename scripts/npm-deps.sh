@@ -35,3 +35,5 @@ fetch() {  # name version integrity
 }
 
 fetch @ohif/app 3.13.2 'sha512-WZdxmpmG7rqFgW9ZJLcbgr3XCtLi1KDNPoMaeY5PPe6j4G4fjEjjkycZM6C6Zk2F87BKxFfpq+jd5xXZB9E8EA=='
+# htmx: the small script the UI pages use for partial updates (worklist refresh, verdict buttons).
+fetch htmx.org 2.0.4 'sha512-HLxMCdfXDOJirs3vBZl/ZLoY+c7PfM4Ahr2Ad4YXh6d22T5ltbTXFFkpx9Tgb2vvmWFMbIc3LqN2ToNkZJvyYQ=='

@@ -191,6 +191,11 @@ def build_web_app(radai: Radai, *, manage_lifecycle: bool = False) -> FastAPI:
 
     # /api/v1 tasks, findings, heatmaps and routing decisions: they name studies.
     app.include_router(inference_router, dependencies=protected(Capability.READ_STUDIES))
+    from radai.web import home, static_routes
+
+    # UI: the layout's static files and the home page, for any signed-in user.
+    app.include_router(static_routes.router, dependencies=protected())
+    app.include_router(home.router, dependencies=protected())
     return app
 
 

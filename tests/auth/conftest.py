@@ -80,3 +80,15 @@ def user_headers(auth_radai: Radai, client: TestClient) -> Callable[..., dict[st
         return made[roles]
 
     return make
+
+
+def browser_login(client: TestClient, name: str, password: str = PASSWORD, next_url: str = "/") -> None:
+    """Sign in through the login page, as a browser does (the client keeps the session cookie)."""
+    import re
+
+    page = client.get("/login", params={"next": next_url})
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, "the login form carries a CSRF token"
+    r = client.post("/login", data={"username": name, "password": password,
+                                    "csrf_token": match.group(1), "next": next_url})
+    assert r.status_code == 303, r.text
