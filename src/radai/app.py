@@ -128,6 +128,7 @@ class Radai:
                 log.exception("stopping %s failed", component.name)
         self.indexer.stop()
         self.db.dispose()
+        log.info("radai stopped")
 
     def component_status(self) -> dict[str, str]:
         """Name → state of each serving component, for ``/healthz``."""
