@@ -58,21 +58,95 @@ def load_demo_data(radai: Radai, console: Console) -> DemoReport:
     return report
 
 
-def wait_until_stable(radai: Radai, console: Console, timeout: float) -> None:
-    """Wait until every study has had its stability event (routing hangs on it)."""
+def prepare_models(radai: Radai, console: Console) -> None:
+    """Load every live model once, so that files built at first use are cached.
+
+    The pneumonia model's Keras → ONNX export runs here the first time (a few minutes
+    on a laptop CPU); later runs find it in the model cache.
+    """
+    from radai.models.api import ModelDefect
+
+    for record in radai.models.live():
+        with console.status(f"preparing model {record.model_id} {record.version} "
+                            "(the first time, this builds and caches its runtime files)"):
+            try:
+                radai.models.load(record.model_id, record.version)
+            except ModelDefect as exc:
+                console.print(f"[red]model {record.model_id} cannot be loaded: {exc.reason}")
+                continue
+        console.print(f"model {record.model_id} {record.version} ready ({record.manifest.licence})",
+                      highlight=False)
+
+
+def _unfinished(radai: Radai) -> tuple[int, int, int]:
+    """Studies not yet stable, tasks not yet ended, results not yet produced."""
     from sqlalchemy import func, select
 
     from radai.archive.models import Study
+    from radai.inference.models import FINAL, InferenceTask
+    from radai.results.models import ResultSet, ResultState
 
+    with radai.db.session() as s:
+        unstable = s.scalar(select(func.count()).select_from(Study)
+                            .where(Study.stable_seq < Study.change_seq)) or 0
+        tasks = s.scalar(select(func.count()).select_from(InferenceTask)
+                         .where(InferenceTask.state.not_in(FINAL))) or 0
+        results = s.scalar(select(func.count()).select_from(ResultSet)
+                           .where(ResultSet.state == ResultState.PENDING.value)) or 0
+    return unstable, tasks, results
+
+
+def wait_until_processed(radai: Radai, console: Console, timeout: float) -> bool:
+    """Wait until every study is stable, routed, inferred and has its result objects."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with radai.db.session() as s:
-            pending = s.scalar(select(func.count()).select_from(Study)
-                               .where(Study.stable_seq < Study.change_seq)) or 0
-        if pending == 0:
-            return
-        time.sleep(0.5)
-    console.print("[yellow]some studies are not stable yet; they will be processed while radai serves")
+    with console.status("processing the demo studies") as status:
+        while time.monotonic() < deadline:
+            unstable, tasks, results = _unfinished(radai)
+            if unstable == tasks == results == 0:
+                return True
+            status.update(f"processing: {unstable} studies settling, {tasks} AI tasks running, "
+                          f"{results} results being written")
+            time.sleep(1.0)
+    console.print("[yellow]not everything is processed yet; radai goes on while it serves")
+    return False
+
+
+def print_processing_summary(radai: Radai, console: Console) -> None:
+    """One line per study: what it is, where routing sent it and what the AI found."""
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from radai.archive.models import Series, Study
+    from radai.inference.models import Finding, InferenceTask
+    from radai.routing.models import RoutingDecision
+
+    table = Table(title="Demo studies", show_lines=False)
+    for column in ("modality", "body part", "description", "routing", "model", "AI result"):
+        table.add_column(column)
+    with radai.db.session() as s:
+        for study in s.scalars(select(Study).order_by(Study.id)):
+            series = s.scalars(select(Series).where(Series.study_pk == study.id)
+                               .order_by(Series.id)).first()
+            decision = s.scalars(select(RoutingDecision).where(RoutingDecision.study_pk == study.id)
+                                 .order_by(RoutingDecision.id.desc())).first()
+            tasks = list(s.scalars(select(InferenceTask).where(InferenceTask.study_pk == study.id)
+                                   .order_by(InferenceTask.id)))
+            base = [study.modalities_in_study, series.body_part_examined if series else "",
+                    study.study_description[:28], decision.outcome if decision else "-"]
+            if not tasks:
+                table.add_row(*base, "-", "not routed" if decision else "")
+                continue
+            for task in tasks:
+                findings = list(s.scalars(select(Finding).where(Finding.task_pk == task.id)))
+                if task.state == "defect":
+                    outcome = f"defect ({task.defect_category}): {task.reason[:60]}"
+                elif findings:
+                    outcome = ", ".join(f"{f.label} {f.probability:.2f}{' +' if f.positive else ''}"
+                                        for f in findings)
+                else:
+                    outcome = task.state
+                table.add_row(*base, task.model_id, outcome)
+    console.print(table)
 
 
 def print_where_to_look(settings: Settings, console: Console) -> None:
@@ -93,8 +167,10 @@ def run_demo(settings: Settings, *, serve: bool) -> int:
     radai = Radai(settings)
     radai.start()
     try:
+        prepare_models(radai, console)
         load_demo_data(radai, console)
-        wait_until_stable(radai, console, timeout=settings.archive.stability_seconds + 60)
+        wait_until_processed(radai, console, timeout=settings.archive.stability_seconds + 900)
+        print_processing_summary(radai, console)
         print_where_to_look(settings, console)
         if not serve:
             return 0
