@@ -127,8 +127,10 @@ def print_processing_summary(radai: Radai, console: Console) -> None:
         for study in s.scalars(select(Study).order_by(Study.id)):
             series = s.scalars(select(Series).where(Series.study_pk == study.id)
                                .order_by(Series.id)).first()
-            decision = s.scalars(select(RoutingDecision).where(RoutingDecision.study_pk == study.id)
-                                 .order_by(RoutingDecision.id.desc())).first()
+            # The decision about the study's images (later changes may only add AI results).
+            decision = s.scalars(select(RoutingDecision).where(
+                RoutingDecision.study_pk == study.id, RoutingDecision.outcome != "no_new_input")
+                .order_by(RoutingDecision.id.desc())).first()
             tasks = list(s.scalars(select(InferenceTask).where(InferenceTask.study_pk == study.id)
                                    .order_by(InferenceTask.id)))
             base = [study.modalities_in_study, series.body_part_examined if series else "",
@@ -164,6 +166,8 @@ def print_where_to_look(settings: Settings, console: Console) -> None:
 def run_demo(settings: Settings, *, serve: bool) -> int:
     """Start radai, load the demo data, wait for processing, print where to look, serve."""
     console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 160
     radai = Radai(settings)
     radai.start()
     try:
