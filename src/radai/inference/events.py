@@ -18,6 +18,11 @@ starts its workers, in one of two phases:
     logged and does not change the task. A crash between the commit and the call loses
     the call, so use it only for work that is safe to miss or is recovered elsewhere
     (waking a delivery thread, metrics, notifications).
+
+A listener hears only tasks of the purposes it registered for, clinical tasks by
+default: validation tasks (radai.quality validation runs) must not make result objects,
+deliveries to PACS or worklist entries, so only listeners that ask for
+``TaskPurpose.VALIDATION`` hear of them.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
+
+from radai.inference.models import TaskPurpose
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,8 @@ class TaskEvent:
     #: For a defect: its category and the reason (no patient data).
     defect_category: str | None = None
     reason: str = ""
+    #: ``clinical`` or ``validation`` (:class:`radai.inference.models.TaskPurpose`).
+    purpose: str = TaskPurpose.CLINICAL.value
 
 
 #: Listener of :attr:`Phase.IN_TRANSACTION`.
@@ -70,33 +79,35 @@ class TaskEventHub:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._in_tx: list[TransactionListener] = []
-        self._after: list[CommitListener] = []
+        self._in_tx: list[tuple[TransactionListener, frozenset[str]]] = []
+        self._after: list[tuple[CommitListener, frozenset[str]]] = []
 
     def add_task_listener(self, listener: TransactionListener | CommitListener, *,
-                          phase: Phase = Phase.AFTER_COMMIT) -> None:
-        """Register ``listener`` for every task that ends.
+                          phase: Phase = Phase.AFTER_COMMIT,
+                          purposes: Collection[TaskPurpose] = (TaskPurpose.CLINICAL,)) -> None:
+        """Register ``listener`` for every task of ``purposes`` (clinical by default) that ends.
 
         ``Phase.IN_TRANSACTION`` listeners take ``(session, event)``;
         ``Phase.AFTER_COMMIT`` listeners take ``(event)``.
         """
+        heard = frozenset(TaskPurpose(p).value for p in purposes)
         with self._lock:
             if Phase(phase) is Phase.IN_TRANSACTION:
-                self._in_tx.append(listener)  # type: ignore[arg-type]
+                self._in_tx.append((listener, heard))  # type: ignore[arg-type]
             else:
-                self._after.append(listener)  # type: ignore[arg-type]
+                self._after.append((listener, heard))  # type: ignore[arg-type]
 
     def in_transaction(self, session: Session, event: TaskEvent) -> None:
         """Run the in-transaction listeners; an exception propagates (rolls back)."""
         with self._lock:
-            listeners = list(self._in_tx)
+            listeners = [listener for listener, heard in self._in_tx if event.purpose in heard]
         for listener in listeners:
             listener(session, event)
 
     def after_commit(self, event: TaskEvent) -> None:
         """Run the after-commit listeners; exceptions are logged."""
         with self._lock:
-            listeners = list(self._after)
+            listeners = [listener for listener, heard in self._after if event.purpose in heard]
         for listener in listeners:
             try:
                 listener(event)

@@ -21,6 +21,10 @@
 - ``stop`` gives running batches ``shutdown_grace_seconds`` to finish, then hands
   their tasks back (pending again, the attempt not counted).
 
+An executor built with ``validation_run_id`` (``radai validate``) claims only the tasks of
+that validation run and leaves every other task to the server's executor. Validation
+tasks get no heatmaps: nobody looks at them, and they cost forward passes.
+
 Workers never run in DIMSE or HTTP threads, and nothing is loaded before a task needs it.
 Another executor kind (a Ray cluster) would claim and record tasks through the same
 service functions; :func:`build_executor` is where it would be chosen.
@@ -43,7 +47,7 @@ from radai.config import ConfigError
 from radai.db import Database
 from radai.inference.events import TaskEvent, TaskEventHub
 from radai.inference.metrics import InferenceMetrics
-from radai.inference.models import InferenceTask, TaskState
+from radai.inference.models import InferenceTask, TaskPurpose, TaskState
 from radai.inference.pipeline import (
     TaskWork,
     infer_batched,
@@ -123,7 +127,8 @@ class LocalExecutor:
 
     def __init__(self, *, db: Database, storage: FileStorage, registry: ModelRegistry,
                  settings: InferenceSettings, data_dir: Path, events: TaskEventHub,
-                 metrics: InferenceMetrics | None = None, worker_id: str | None = None) -> None:
+                 metrics: InferenceMetrics | None = None, worker_id: str | None = None,
+                 validation_run_id: int | None = None) -> None:
         self.db = db
         self.storage = storage
         self.registry = registry
@@ -132,6 +137,8 @@ class LocalExecutor:
         self.events = events
         self.metrics = metrics
         self.worker_id = (worker_id or default_worker_id())[:64]
+        #: Only this validation run's tasks are taken (None: every task).
+        self.validation_run_id = validation_run_id
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._stop_deadline: float | None = None
@@ -200,7 +207,7 @@ class LocalExecutor:
     def dispatch_once(self) -> None:
         """Tell every model version's pool how many of its tasks are due."""
         with self.db.session() as s:
-            due = due_models(s)
+            due = due_models(s, validation_run_id=self.validation_run_id)
         for key, count in due.items():
             if self._stop.is_set():
                 return
@@ -241,7 +248,8 @@ class LocalExecutor:
         """Claim due tasks and keep their leases alive until they are recorded."""
         claims = claim_tasks(self.db, worker_id=self.worker_id, model_id=model_id,
                              model_version=model_version, limit=limit,
-                             lease_seconds=self.settings.lease_seconds)
+                             lease_seconds=self.settings.lease_seconds,
+                             validation_run_id=self.validation_run_id)
         with self._held_lock:
             for c in claims:
                 self._held[c.token] = c
@@ -286,7 +294,7 @@ class LocalExecutor:
                     return None
                 event = TaskEvent(claim.task_id, TaskState.DONE.value, claim.study_pk,
                                   claim.study_instance_uid, claim.series_pk, claim.model_id,
-                                  claim.model_version, tuple(ids))
+                                  claim.model_version, tuple(ids), purpose=claim.purpose)
                 self.events.in_transaction(s, event)
         except Exception as exc:
             log.exception("recording task %d failed", claim.task_id)
@@ -318,7 +326,8 @@ class LocalExecutor:
                 reason = task.reason if task is not None else failure.reason
                 event = TaskEvent(claim.task_id, state.value, claim.study_pk,
                                   claim.study_instance_uid, claim.series_pk, claim.model_id,
-                                  claim.model_version, (), failure.category.value, reason)
+                                  claim.model_version, (), failure.category.value, reason,
+                                  purpose=claim.purpose)
                 try:
                     with s.begin_nested():
                         self.events.in_transaction(s, event)
@@ -464,7 +473,8 @@ class _ModelPool:
                     prepare_inputs(model, w, ex.storage)
                 box["sizes"] = infer_batched(model, works, max_batch)
                 for w in works:
-                    score_and_explain(model, w, data_dir=ex.data_dir, heatmaps=ex.settings.heatmaps)
+                    heatmaps = ex.settings.heatmaps and w.claim.purpose == TaskPurpose.CLINICAL.value
+                    score_and_explain(model, w, data_dir=ex.data_dir, heatmaps=heatmaps)
             except BaseException as exc:  # noqa: BLE001 - reported below
                 box["error"] = exc
             box["done"] = True

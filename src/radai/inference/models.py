@@ -13,6 +13,13 @@ DefectCategory) and a reason for people without patient data. A claim holds a le
 (``lease_token``, ``lease_owner``, ``lease_expires_at``); a lease that expires (the worker
 died) is claimed again. Findings are written in the transaction that marks the task done,
 conditional on the lease token, so a task's findings exist once or not at all.
+
+A task's ``purpose`` is ``clinical`` (made by routing, for LIVE models) or ``validation``
+(made by a validation run of radai.quality, for a model version in any state but retired,
+on the studies of a frozen dataset version). Validation tasks run through the same
+claims, leases, batching and defects, but their end is announced only to listeners
+that ask for them (radai.inference.events), so they make no result objects, deliveries
+or worklist entries, and their findings stay out of a study's clinical findings.
 """
 
 from __future__ import annotations
@@ -34,6 +41,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from radai.db import Base, UTCDateTime, utcnow
+
+
+class TaskPurpose(enum.StrEnum):
+    """Why a task exists (see the module docstring)."""
+
+    CLINICAL = "clinical"
+    VALIDATION = "validation"
 
 
 class TaskState(enum.StrEnum):
@@ -94,6 +108,11 @@ class InferenceTask(Base):
     queue_wait_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     preprocess_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     inference_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: ``clinical`` or ``validation`` (:class:`TaskPurpose`).
+    purpose: Mapped[str] = mapped_column(String(16), default=TaskPurpose.CLINICAL.value,
+                                         server_default=TaskPurpose.CLINICAL.value)
+    #: The validation run a validation task belongs to (radai.quality); None for clinical tasks.
+    validation_run_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
 
     findings: Mapped[list[Finding]] = relationship(back_populates="task", order_by="Finding.id")
 

@@ -113,6 +113,10 @@ class TaskOut(_Out):
     batch_tasks: int | None
     timings: TimingsOut
     finding_count: int
+    #: ``clinical`` (routed) or ``validation`` (a validation run's task).
+    purpose: str = "clinical"
+    #: The validation run of a validation task.
+    validation_run_id: int | None = None
 
     @classmethod
     def of(cls, t: InferenceTask, *, study_uid: str, series_uid: str | None,
@@ -132,7 +136,7 @@ class TaskOut(_Out):
             batch_size=t.batch_size, batch_tasks=t.batch_tasks,
             timings=TimingsOut(queue_wait_ms=t.queue_wait_ms, preprocess_ms=t.preprocess_ms,
                                inference_ms=t.inference_ms),
-            finding_count=finding_count)
+            finding_count=finding_count, purpose=t.purpose, validation_run_id=t.validation_run_id)
 
 
 class TaskPage(_Out):

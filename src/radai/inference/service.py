@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from radai.archive.models import Series, Study
 from radai.db import Database, utcnow
-from radai.inference.models import CLAIMABLE, Finding, InferenceTask, TaskState
+from radai.inference.models import CLAIMABLE, Finding, InferenceTask, TaskPurpose, TaskState
 from radai.inference.schemas import (
     FindingOut,
     RoutingDecisionOut,
@@ -39,23 +39,33 @@ class TaskNotFound(LookupError):
 
 
 def task_key(*, study_instance_uid: str, series_instance_uid: str | None, model_id: str,
-             model_version: str, change_seq: int) -> str:
-    """The idempotency key of a task: one task per target, model version and study change."""
-    raw = "\\".join([study_instance_uid, series_instance_uid or "", model_id, model_version,
-                     str(change_seq)])
+             model_version: str, change_seq: int, validation_run_id: int | None = None) -> str:
+    """The idempotency key of a task: one task per target, model version and study change.
+
+    A validation task is keyed by its run instead of the study change, so it never
+    collides with a clinical task of the same study and model version.
+    """
+    parts = [study_instance_uid, series_instance_uid or "", model_id, model_version, str(change_seq)]
+    if validation_run_id is not None:
+        parts = ["validation", str(validation_run_id), *parts[:4]]
+    raw = "\\".join(parts)
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
 def create_task(session: Session, *, study_pk: int, study_instance_uid: str,
                 series_pk: int | None, series_instance_uid: str | None, model_id: str,
-                model_version: str, rule: str, change_seq: int, max_attempts: int) -> int | None:
+                model_version: str, rule: str, change_seq: int, max_attempts: int,
+                validation_run_id: int | None = None) -> int | None:
     """Add a pending task inside the caller's transaction.
 
     Returns its id, or None when a task with the same idempotency key already exists
-    (the same routing applied twice makes one task).
+    (the same routing applied twice makes one task). With ``validation_run_id`` the task
+    is a validation task of that run (purpose ``validation``).
     """
     key = task_key(study_instance_uid=study_instance_uid, series_instance_uid=series_instance_uid,
-                   model_id=model_id, model_version=model_version, change_seq=change_seq)
+                   model_id=model_id, model_version=model_version, change_seq=change_seq,
+                   validation_run_id=validation_run_id)
+    purpose = TaskPurpose.CLINICAL if validation_run_id is None else TaskPurpose.VALIDATION
     if session.scalar(select(InferenceTask.id).where(InferenceTask.idempotency_key == key)) is not None:
         return None
     now = utcnow()
@@ -70,7 +80,8 @@ def create_task(session: Session, *, study_pk: int, study_instance_uid: str,
             scope="series" if series_pk is not None else "study", model_id=model_id,
             model_version=model_version, rule=rule, change_seq=change_seq,
             state=TaskState.PENDING.value, attempts=0, max_attempts=max_attempts,
-            next_attempt_at=now, created_at=now, reason="",
+            next_attempt_at=now, created_at=now, reason="", purpose=purpose.value,
+            validation_run_id=validation_run_id,
         ).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(InferenceTask.id)
     ).scalar_one_or_none()
     return task_id
@@ -96,14 +107,17 @@ class Claim:
     #: True when the task's previous holder died on its last allowed attempt: the
     #: task must become a defect instead of running again.
     exhausted: bool = False
+    #: ``clinical`` or ``validation`` (radai.inference.models.TaskPurpose).
+    purpose: str = TaskPurpose.CLINICAL.value
 
 
 def claim_tasks(db: Database, *, worker_id: str, model_id: str, model_version: str, limit: int,
-                lease_seconds: float) -> list[Claim]:
+                lease_seconds: float, validation_run_id: int | None = None) -> list[Claim]:
     """Claim up to ``limit`` due tasks of one model version, oldest due first.
 
     Due are pending tasks, failed tasks whose ``next_attempt_at`` has come, and running
-    tasks whose lease expired. Each claim counts as an attempt.
+    tasks whose lease expired. Each claim counts as an attempt. With
+    ``validation_run_id`` only that validation run's tasks are claimed.
     """
     if limit <= 0:
         return []
@@ -112,7 +126,7 @@ def claim_tasks(db: Database, *, worker_id: str, model_id: str, model_version: s
         rows = list(s.scalars(
             select(InferenceTask)
             .where(InferenceTask.model_id == model_id, InferenceTask.model_version == model_version,
-                   _due(now))
+                   _due(now), *_of_run(validation_run_id))
             .order_by(InferenceTask.next_attempt_at, InferenceTask.id)
             .limit(limit)
             .with_for_update(skip_locked=True)))
@@ -135,7 +149,7 @@ def claim_tasks(db: Database, *, worker_id: str, model_id: str, model_version: s
                 task.queue_wait_ms = _ms(now - task.created_at)
             claims.append(Claim(task.id, token, worker_id, task.study_pk, uids[task.study_pk],
                                 task.series_pk, task.model_id, task.model_version, task.attempts,
-                                task.max_attempts, task.idempotency_key, exhausted))
+                                task.max_attempts, task.idempotency_key, exhausted, task.purpose))
         return claims
 
 
@@ -146,15 +160,20 @@ def _due(now: datetime) -> ColumnElement[bool]:
     )
 
 
+def _of_run(validation_run_id: int | None) -> list[ColumnElement[bool]]:
+    """The condition "belongs to this validation run" (none: every task)."""
+    return [] if validation_run_id is None else [InferenceTask.validation_run_id == validation_run_id]
+
+
 def _ms(delta: timedelta) -> float:
     return round(delta.total_seconds() * 1000.0, 3)
 
 
-def due_models(session: Session) -> dict[tuple[str, str], int]:
-    """(model id, version) → number of tasks due now."""
+def due_models(session: Session, *, validation_run_id: int | None = None) -> dict[tuple[str, str], int]:
+    """(model id, version) → number of tasks due now (of one validation run, if given)."""
     rows = session.execute(
         select(InferenceTask.model_id, InferenceTask.model_version, func.count())
-        .where(_due(utcnow()))
+        .where(_due(utcnow()), *_of_run(validation_run_id))
         .group_by(InferenceTask.model_id, InferenceTask.model_version))
     return {(m, v): int(n) for m, v, n in rows}
 
@@ -325,9 +344,11 @@ def study_pk_of(session: Session, *, study_instance_uid: str) -> int | None:
 
 
 def study_findings(session: Session, *, study_pk: int) -> list[Finding]:
-    """Every finding of a study, oldest task first."""
-    return list(session.scalars(select(Finding).where(Finding.study_pk == study_pk)
-                                .order_by(Finding.task_pk, Finding.id)))
+    """Every clinical finding of a study, oldest task first (validation runs' are left out)."""
+    return list(session.scalars(
+        select(Finding).join(InferenceTask, InferenceTask.id == Finding.task_pk)
+        .where(Finding.study_pk == study_pk, InferenceTask.purpose == TaskPurpose.CLINICAL.value)
+        .order_by(Finding.task_pk, Finding.id)))
 
 
 def series_uids(session: Session, *, series_pks: Sequence[int]) -> dict[int, str]:
