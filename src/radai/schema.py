@@ -12,6 +12,8 @@ TABLE_MODULES = (
     "radai.inference.models",
     "radai.routing.models",
     "radai.results.models",
+    "radai.datasets.models",
+    "radai.worklist.models",
 )
 
 
