@@ -194,3 +194,6 @@ main.add_command(LazyGroup("users", import_name="radai.auth.cli:users",
                            help="Manage users: add, list, set-password, disable, enable."))
 main.add_command(LazyGroup("models", import_name="radai.models.cli:models",
                            help="Model packages: list, show, import, enable, disable, set-state, prepare."))
+main.add_command(LazyGroup("datasets", import_name="radai.datasets.cli:datasets",
+                           help="Reference datasets: create, add, import, label, freeze, draft, list, show, "
+                                "export, verify."))

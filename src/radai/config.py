@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from radai.auth.settings import AuthSettings
+from radai.datasets.settings import DatasetsSettings
 from radai.deid.settings import DeidSettings
 from radai.dicomweb.settings import DicomWebSettings
 from radai.inference.settings import InferenceSettings
@@ -135,6 +136,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     dicomweb: DicomWebSettings = Field(default_factory=DicomWebSettings)
     deid: DeidSettings = Field(default_factory=DeidSettings)
+    datasets: DatasetsSettings = Field(default_factory=DatasetsSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
