@@ -23,6 +23,7 @@ from radai.deid.settings import DeidSettings
 from radai.dicomweb.settings import DicomWebSettings
 from radai.inference.settings import InferenceSettings
 from radai.models.settings import ModelsSettings
+from radai.monitoring.settings import MonitoringSettings
 from radai.quality.settings import QualitySettings
 from radai.results.settings import ResultsSettings
 from radai.routing.settings import RoutingSettings
@@ -142,6 +143,7 @@ class Settings(BaseSettings):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     results: ResultsSettings = Field(default_factory=ResultsSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
     @field_validator("ae_title")
     @classmethod

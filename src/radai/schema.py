@@ -14,6 +14,7 @@ TABLE_MODULES = (
     "radai.results.models",
     "radai.datasets.models",
     "radai.worklist.models",
+    "radai.monitoring.models",
 )
 
 
