@@ -150,6 +150,35 @@ def deid(config_file: Path | None, source: Path, output: Path, options: tuple[st
                       regions=list(regions), mapping=mapping))
 
 
+@main.command()
+@settings_options
+@click.option("--model", "model", required=True, metavar="ID[@VERSION]",
+              help="The model version to test (default: its newest registered version).")
+@click.option("--dataset", "dataset", required=True, metavar="NAME[@VERSION]",
+              help="The frozen dataset version to test on (default: its newest frozen version).")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the stand-alone HTML report here.")
+@click.option("--min-auc-lower", type=float, help="Minimum lower confidence bound of each finding's ROC AUC.")
+@click.option("--min-sensitivity", type=float, help="Minimum sensitivity at the operating point.")
+@click.option("--min-specificity", type=float, help="Minimum specificity at the operating point.")
+@click.option("--max-defect-rate", type=float, help="Maximum share of studies that are technical defects.")
+@click.option("--promote", is_flag=True, help="Move a draft model to validated when the run passes.")
+@click.option("--timeout", type=float, default=3600.0, show_default=True,
+              help="Seconds to wait for the model's results; unfinished studies count as technical defects.")
+def validate(config_file: Path | None, data_dir: Path | None, model: str, dataset: str, report: Path | None,
+             min_auc_lower: float | None, min_sensitivity: float | None, min_specificity: float | None,
+             max_defect_rate: float | None, promote: bool, timeout: float) -> None:
+    """Calibration test: run a model on every study of a frozen dataset version, gate and report."""
+    settings = load(config_file, data_dir=data_dir)
+    given = {"min_auc_lower_bound": min_auc_lower, "min_sensitivity": min_sensitivity,
+             "min_specificity": min_specificity, "max_defect_rate": max_defect_rate}
+    from radai.quality.cli import run_validate
+
+    sys.exit(run_validate(settings, model=model, dataset=dataset, report=report,
+                          thresholds={k: v for k, v in given.items() if v is not None}, promote=promote,
+                          timeout=timeout))
+
+
 class LazyGroup(click.Group):
     """A command group whose commands live in a module imported only when the group is used.
 

@@ -9,10 +9,12 @@ TABLE_MODULES = (
     "radai.archive.models",
     "radai.models.models",
     "radai.auth.models",
+    "radai.vendor.models",
     "radai.inference.models",
     "radai.routing.models",
     "radai.results.models",
     "radai.datasets.models",
+    "radai.quality.models",
     "radai.worklist.models",
     "radai.monitoring.models",
 )

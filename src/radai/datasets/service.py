@@ -46,6 +46,10 @@ class DatasetNotFound(LookupError):
     """No dataset (or version) of that name (and number)."""
 
 
+class DatasetExists(DatasetError):
+    """A dataset of that name exists already."""
+
+
 class FrozenVersion(DatasetError):
     """The version is frozen and cannot change."""
 
@@ -104,7 +108,7 @@ def create_dataset(session: Session, *, name: str, actor: str, description: str 
     """A new dataset with its first version, a draft; DatasetError if the name is taken."""
     _check_name(name)
     if session.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
-        raise DatasetError(f"a dataset named {name} exists already")
+        raise DatasetExists(f"a dataset named {name} exists already")
     now = utcnow()
     dataset = Dataset(name=name, description=description.strip(), created_at=now, created_by=actor)
     session.add(dataset)
