@@ -192,6 +192,19 @@ def build_web_app(radai: Radai, *, manage_lifecycle: bool = False) -> FastAPI:
 
     # /api/v1 tasks, findings, heatmaps and routing decisions: they name studies.
     app.include_router(inference_router, dependencies=protected(Capability.READ_STUDIES))
+    from radai.datasets.router import router as datasets_router
+
+    # /api/v1/datasets: a version's manifest names its studies; creating and freezing
+    # datasets also need manage_models.
+    app.include_router(datasets_router, dependencies=protected(
+        Capability.READ_STUDIES, write_capability=Capability.MANAGE_MODELS))
+    from radai.quality.pages import router as quality_pages
+    from radai.quality.router import router as quality_router
+
+    # /api/v1/validations and /validations: validation runs and their reports (studies
+    # appear only under dataset keys), for users who may read studies.
+    app.include_router(quality_router, dependencies=protected(Capability.READ_STUDIES))
+    app.include_router(quality_pages, dependencies=protected(Capability.READ_STUDIES))
     from radai.web import home, static_routes
 
     # UI: the layout's static files and the home page, for any signed-in user.
