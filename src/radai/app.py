@@ -205,6 +205,27 @@ def build_web_app(radai: Radai, *, manage_lifecycle: bool = False) -> FastAPI:
     # appear only under dataset keys), for users who may read studies.
     app.include_router(quality_router, dependencies=protected(Capability.READ_STUDIES))
     app.include_router(quality_pages, dependencies=protected(Capability.READ_STUDIES))
+    from fastapi import Depends
+
+    from radai.auth.deps import Guard
+    from radai.vendor import router as vendor
+
+    # /vendor/dicom-web: de-identified DICOMweb (PS3.15 Annex E) for outside model vendors,
+    # granted studies only; every request is audited. Grants are managed by admins.
+    vendor.prepare(app, radai.settings)
+    app.include_router(vendor.router, dependencies=[
+        Depends(Guard(capability=Capability.VENDOR_VIEW, audited=True))])
+    app.include_router(vendor.admin, dependencies=protected(Capability.MANAGE_USERS))
+    from radai.models.router import api as models_api
+    from radai.models.router import pages as models_pages
+
+    # /api/v1/models and /models: anyone signed in reads; state changes need manage_models.
+    app.include_router(models_api, dependencies=protected(write_capability=Capability.MANAGE_MODELS))
+    app.include_router(models_pages, dependencies=protected(write_capability=Capability.MANAGE_MODELS))
+    from radai.auth.pages import router as audit_pages
+
+    # /audit: the audit log page (it holds study UIDs), for auditors and admins.
+    app.include_router(audit_pages, dependencies=protected(Capability.READ_AUDIT))
     from radai.web import home, static_routes
 
     # UI: the layout's static files and the home page, for any signed-in user.

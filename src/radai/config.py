@@ -27,6 +27,7 @@ from radai.monitoring.settings import MonitoringSettings
 from radai.quality.settings import QualitySettings
 from radai.results.settings import ResultsSettings
 from radai.routing.settings import RoutingSettings
+from radai.vendor.settings import VendorSettings
 
 #: AE titles: 1-16 characters of the default character repertoire, no backslash,
 #: no control characters, not all spaces (PS3.5 Table 6.2-1, AE value representation).
@@ -144,6 +145,7 @@ class Settings(BaseSettings):
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     results: ResultsSettings = Field(default_factory=ResultsSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    vendor: VendorSettings = Field(default_factory=VendorSettings)
 
     @field_validator("ae_title")
     @classmethod

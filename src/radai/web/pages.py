@@ -23,7 +23,7 @@ from radai.auth.roles import Capability
 
 #: Packages whose ``templates`` folder holds page templates (the layout lives in radai.web).
 TEMPLATE_PACKAGES = ("radai.web", "radai.worklist", "radai.quality", "radai.datasets",
-                     "radai.monitoring", "radai.vendor", "radai.models")
+                     "radai.monitoring", "radai.vendor", "radai.models", "radai.auth")
 
 
 @dataclass(frozen=True)
