@@ -17,6 +17,8 @@ from rich.console import Console
 from radai.app import Radai
 from radai.archive.importer import ImportSummary, import_paths
 from radai.config import Settings
+from radai.datasets.demo import create_demo_dataset
+from radai.quality.demo import run_demo_validation
 
 #: Real clinical images of pydicom-data, one file per distinct instance
 #: (its compressed variants repeat the same SOP Instance UIDs).
@@ -173,7 +175,9 @@ def run_demo(settings: Settings, *, serve: bool) -> int:
     try:
         prepare_models(radai, console)
         load_demo_data(radai, console)
+        create_demo_dataset(radai, console)
         wait_until_processed(radai, console, timeout=settings.archive.stability_seconds + 900)
+        run_demo_validation(radai, console)
         print_processing_summary(radai, console)
         print_where_to_look(settings, console)
         if not serve:

@@ -133,7 +133,7 @@ def _stored_paths(session: Any, manifest: Mapping[str, Any]) -> dict[str, str]:
     for start in range(0, len(uids), 500):
         chunk = uids[start:start + 500]
         found.update(session.execute(select(Instance.sop_instance_uid, Instance.path)
-                                     .where(Instance.sop_instance_uid.in_(chunk))).tuples().all())
+                                     .where(Instance.sop_instance_uid.in_(chunk))).all())
     return found
 
 

@@ -60,7 +60,7 @@ def _version_out(session: Session, version: DatasetVersion) -> tuple[VersionOut,
     entries = list(session.scalars(select(DatasetStudy).where(DatasetStudy.version_pk == version.id)
                                    .order_by(DatasetStudy.key)))
     study_uids = dict(session.execute(select(Study.id, Study.study_instance_uid)
-                                      .where(Study.id.in_([e.study_pk for e in entries]))).tuples().all())
+                                      .where(Study.id.in_([e.study_pk for e in entries]))).all())
     card: dict[str, Any] = {"name": version.dataset.name, "version": version.number,
                             "description": version.dataset.description, "purpose": version.purpose,
                             "source": version.source, "inclusion_criteria": version.inclusion_criteria,

@@ -250,7 +250,7 @@ def study_pks_for_uids(session: Session, uids: Sequence[str]) -> list[int]:
     """
     wanted = [u.strip() for u in uids]
     found = dict(session.execute(select(Study.study_instance_uid, Study.id)
-                                 .where(Study.study_instance_uid.in_(set(wanted)))).tuples().all())
+                                 .where(Study.study_instance_uid.in_(set(wanted)))).all())
     for i, uid in enumerate(wanted, start=1):
         if uid not in found:
             raise DatasetError(f"entry {i}: Study Instance UID (0020,000D) is not in the archive")

@@ -94,9 +94,9 @@ def create_run(session: Session, *, record: ModelRecord, version: DatasetVersion
     session.add(run)
     session.flush()
     pks = dict(session.execute(select(Study.study_instance_uid, Study.id).where(
-        Study.study_instance_uid.in_([s.study_instance_uid for s in studies]))).tuples().all())
+        Study.study_instance_uid.in_([s.study_instance_uid for s in studies]))).all())
     changes = dict(session.execute(select(Study.id, Study.change_seq).where(Study.id.in_(pks.values())))
-                   .tuples().all())
+                   .all())
     max_attempts = record.manifest.resources.max_retries + 1
     for planned in studies:
         pk = pks.get(planned.study_instance_uid)
@@ -121,7 +121,7 @@ def run_progress(session: Session, *, run_id: int) -> tuple[int, int]:
     """(tasks of the run that ended, all tasks of the run)."""
     rows = dict(session.execute(
         select(InferenceTask.state.in_(FINAL), func.count()).where(InferenceTask.validation_run_id == run_id)
-        .group_by(InferenceTask.state.in_(FINAL))).tuples().all())
+        .group_by(InferenceTask.state.in_(FINAL))).all())
     ended = int(rows.get(True, 0))
     return ended, ended + int(rows.get(False, 0))
 
