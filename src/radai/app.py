@@ -216,6 +216,12 @@ def build_web_app(radai: Radai, *, manage_lifecycle: bool = False) -> FastAPI:
     app.include_router(vendor.router, dependencies=[
         Depends(Guard(capability=Capability.VENDOR_VIEW, audited=True))])
     app.include_router(vendor.admin, dependencies=protected(Capability.MANAGE_USERS))
+    from radai.viewer.router import router as viewer_router
+
+    # /viewer: the OHIF viewer's own files (no patient data: its images come from
+    # /dicom-web, audited there), for users who may read studies; not audited per file.
+    app.include_router(viewer_router, dependencies=[
+        Depends(Guard(capability=Capability.READ_STUDIES, audited=False))])
     from radai.models.router import api as models_api
     from radai.models.router import pages as models_pages
 

@@ -28,6 +28,8 @@ from radai.quality.settings import QualitySettings
 from radai.results.settings import ResultsSettings
 from radai.routing.settings import RoutingSettings
 from radai.vendor.settings import VendorSettings
+from radai.viewer.settings import ViewerSettings
+from radai.worklist.settings import WorklistSettings
 
 #: AE titles: 1-16 characters of the default character repertoire, no backslash,
 #: no control characters, not all spaces (PS3.5 Table 6.2-1, AE value representation).
@@ -144,6 +146,8 @@ class Settings(BaseSettings):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     results: ResultsSettings = Field(default_factory=ResultsSettings)
+    worklist: WorklistSettings = Field(default_factory=WorklistSettings)
+    viewer: ViewerSettings = Field(default_factory=ViewerSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     vendor: VendorSettings = Field(default_factory=VendorSettings)
 

@@ -1,0 +1,1 @@
+"""The OHIF viewer (``@ohif/app``, prebuilt from npm) served by radai under ``/viewer/``."""
