@@ -14,14 +14,24 @@ from tests.fixtures.peers import free_port
 from tests.inference.packages import store_image
 
 #: Identifying values given to the test studies, looked for byte by byte in exports.
-IDENTITY = {"PatientName": "Scanlon^Harriet", "PatientID": "PID-7731-XK", "AccessionNumber": "ACC99341",
-            "PatientBirthDate": "19610417", "InstitutionName": "St Elsewhere General Hospital",
-            "ReferringPhysicianName": "Ehrlich^Paul"}
+IDENTITY = {
+    "PatientName": "Scanlon^Harriet",
+    "PatientID": "PID-7731-XK",
+    "AccessionNumber": "ACC99341",
+    "PatientBirthDate": "19610417",
+    "InstitutionName": "St Elsewhere General Hospital",
+    "ReferringPhysicianName": "Ehrlich^Paul",
+}
 
 
 def make_settings(tmp_path: Path, db_url: str, **extra: Any) -> Settings:
-    return load_settings(data_dir=tmp_path / "data", database_url=db_url, http_port=free_port(),
-                         dicom_port=free_port(), **extra)
+    return load_settings(
+        data_dir=tmp_path / "data",
+        database_url=db_url,
+        http_port=free_port(),
+        dicom_port=free_port(),
+        **extra,
+    )
 
 
 @pytest.fixture

@@ -169,6 +169,14 @@ def import_labelled(*, db: Database, archive: Archive, name: str, items: list[Im
                     defaults: ImageAttributes, sop_class: SopClassChoice, method: str, established_by: str,
                     actor: str, on_file: Callable[[], None] | None = None) -> ImportResult:
     """Store the files in the archive, then add their studies and labels to the dataset's draft."""
+    # A code's meaning may be given once in the file and left empty in its other rows.
+    meanings: dict[str, str] = {}
+    for item in items:
+        for row in item.labels:
+            if row.meaning:
+                meanings.setdefault(row.code.strip(), row.meaning)
+    items = [replace(item, labels=[replace(row, meaning=row.meaning or meanings.get(row.code.strip(), ""))
+                                   for row in item.labels]) for item in items]
     with db.session() as s:
         # Refuse before anything is stored: a frozen version, a bad label.
         version = draft_of(s, name=name)
