@@ -9,10 +9,12 @@ import io
 import numpy as np
 import pytest
 from pydicom import dcmread
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 from sqlalchemy import select
 
 from radai.auth.models import AuditEntry
 from radai.vendor.models import PseudonymousUid
+from tests.fixtures.data import pydicom_test_file, sample_for_transfer_syntax, to_bytes, with_new_uids
 from tests.vendor.conftest import (
     DATES,
     PATIENTS,
@@ -274,3 +276,34 @@ def test_every_vendor_access_is_audited_with_the_original_study(world: World,
     admin_rows = [(e.action, e.study_uid) for e in _audit(world, "root") if e.action.startswith("vendor.")]
     assert admin_rows == [("vendor.grant", ct.StudyInstanceUID), ("vendor.grant", other.StudyInstanceUID),
                           ("vendor.revoke", other.StudyInstanceUID)]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("ts", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2",
+                                "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.90"])
+def test_every_stored_syntax_keeps_its_pixels(world: World, ts: str) -> None:
+    if ts == DeflatedExplicitVRLittleEndian:
+        # The deflated sample is a secondary capture (withheld): an MR image deflated instead.
+        ds = dcmread(pydicom_test_file("MR_small.dcm"))
+        ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+        ds = dcmread(io.BytesIO(to_bytes(ds)))
+    else:
+        ds = dcmread(sample_for_transfer_syntax(ts))
+    ds = with_new_uids(ds, f"ts-{ts}")
+    world.store(ds)
+    world.grant(ds.StudyInstanceUID)
+    url = (f"/vendor/dicom-web/studies/{world.p(ds.StudyInstanceUID)}/series/{world.p(ds.SeriesInstanceUID)}"
+           f"/instances/{world.p(ds.SOPInstanceUID)}")
+    got = dcmread(io.BytesIO(parse_multipart(world.get(url))[0].data))
+    assert got.file_meta.TransferSyntaxUID == ts
+    assert got.PatientIdentityRemoved == "YES" and got.SOPInstanceUID == world.p(ds.SOPInstanceUID)
+    assert np.array_equal(got.pixel_array, ds.pixel_array)
+    (meta,) = world.get(f"{url}/metadata", headers=JSON).json()
+    assert meta["7FE00010"]["BulkDataURI"] == f"http://testserver{url}/bulkdata/7FE00010"
+    assert meta["00083002"]["Value"] == [ts]
+    clinical = (f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+                f"/instances/{ds.SOPInstanceUID}/bulkdata/7FE00010")
+    vendor_pixels = world.get(f"{url}/bulkdata/7FE00010")
+    assert vendor_pixels.status_code == 200
+    assert [p.data for p in parse_multipart(vendor_pixels)] == [
+        p.data for p in parse_multipart(world.client.get(clinical, headers=world.reader))]

@@ -64,7 +64,6 @@ from radai.vendor.view import (
     Withheld,
     identity_dataset,
     identity_keywords,
-    pixel_vr,
 )
 from radai.web.deps import RadaiDep
 
@@ -240,9 +239,11 @@ def _vendor_matches(ctx: VendorContext, matches: list[Match], granted: list[str]
         level = _UID_LEVELS.get(m.keyword)
         if level is not None:
             wanted = [u.strip() for u in value.split("\\") if u.strip()]
-            if level == "study":
-                ctx.pseudonyms.remember((uid, "study") for uid in granted)
             found = ctx.pseudonyms.lookup(wanted, level)
+            if level == "study" and len(found) < len(wanted):
+                # Pseudonyms of granted studies resolve even before the view has issued them.
+                ctx.pseudonyms.remember((uid, "study") for uid in granted)
+                found = ctx.pseudonyms.lookup(wanted, level)
             if not found:
                 return None
             out.append(Match(m.keyword, "\\".join(found[p] for p in wanted if p in found)))
@@ -465,9 +466,8 @@ def _metadata(ctx: VendorContext, locate: Callable[[], list[wado.StoredInstance]
             url = ctx.instance_url(inst)
             item = dataset_json(header, bulk_uri=_bulk_uri(url), threshold=threshold,
                                 little_endian=inst.transfer_syntax_uid != str(ExplicitVRBigEndian))
-            for tag, raw in pixels.items():
-                item[f"{tag:08X}"] = {"vr": pixel_vr(raw, header, inst.transfer_syntax_uid),
-                                      "BulkDataURI": f"{url}/bulkdata/{tag:08X}"}
+            for tag, vr in pixels.items():
+                item[f"{tag:08X}"] = {"vr": vr, "BulkDataURI": f"{url}/bulkdata/{tag:08X}"}
             item["00083002"] = {"vr": "UI", "Value": [inst.transfer_syntax_uid]}
             body.append(dict(sorted(item.items())))
         if not body:

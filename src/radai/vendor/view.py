@@ -134,10 +134,11 @@ class VendorView:
         if reason is not None:
             raise Withheld(reason)
 
-    def header(self, inst: StoredInstance) -> tuple[Dataset, dict[BaseTag, RawDataElement]]:
-        """The instance's de-identified header and its pixel elements, unread (for metadata)."""
+    def header(self, inst: StoredInstance) -> tuple[Dataset, dict[BaseTag, str]]:
+        """The instance's de-identified header, and the VR of each pixel data element it has
+        (their values are not read: metadata gives them by reference)."""
         out, pixels = self._split(read_header(inst), keep_deferred=True)
-        return out, {t: e for t, e in pixels.items() if isinstance(e, RawDataElement)}
+        return out, {tag: pixel_vr(elem, out, inst.transfer_syntax_uid) for tag, elem in pixels.items()}
 
     def header_only(self, inst: StoredInstance) -> Dataset:
         """The instance's de-identified header (no pixel data)."""
@@ -203,13 +204,13 @@ def read_header(inst: StoredInstance) -> Dataset:
     return dcmread(inst.path, defer_size=_DEFER_SIZE if deferred else None)
 
 
-def pixel_vr(raw: RawDataElement, header: Dataset, transfer_syntax: str) -> str:
+def pixel_vr(elem: RawDataElement | DataElement, header: Dataset, transfer_syntax: str) -> str:
     """The VR a pixel data element is given in DICOM JSON (PS3.5 §8.2: OB when encapsulated)."""
-    if raw.VR and " or " not in raw.VR:
-        return str(raw.VR)
-    if raw.tag == 0x7FE00008:
+    if elem.VR and " or " not in elem.VR:
+        return str(elem.VR)
+    if elem.tag == 0x7FE00008:
         return "OF"
-    if raw.tag == 0x7FE00009:
+    if elem.tag == 0x7FE00009:
         return "OD"
     if UID(transfer_syntax).is_encapsulated:
         return "OB"
