@@ -55,3 +55,9 @@ def key_file(tmp_path: Path) -> Path:
     path = tmp_path / "deid.key"
     path.write_bytes(b"0123456789abcdef0123456789abcdef")
     return path
+
+
+# The auth tests' real app and clients, for the API tests.
+from tests.auth.conftest import app, auth_radai, client, user_headers  # noqa: E402
+
+__all__ = ["app", "auth_radai", "client", "user_headers"]
