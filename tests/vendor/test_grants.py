@@ -12,6 +12,7 @@ from radai.app import Radai, build_web_app
 from radai.auth.models import AuditEntry
 from radai.auth.roles import Role
 from radai.config import ConfigError
+from radai.datasets import service as datasets
 from radai.deid import PseudonymKey
 from tests.auth.conftest import add_user, bearer, token_for
 from tests.fixtures.data import to_bytes
@@ -131,3 +132,33 @@ def test_a_key_file_gives_the_same_pseudonyms_as_the_same_key_inline(tmp_path: P
         assert found[0]["0020000D"]["Value"] == [PseudonymKey(KEY.encode()).uid(ds.StudyInstanceUID)]
     finally:
         radai.stop()
+
+
+def test_a_dataset_version_is_granted_study_by_study(world: World) -> None:
+    a, b, c = (identified("CT_small.dcm", f"d-{i}", "a") for i in range(3))
+    for ds in (a, b, c):
+        world.store(ds)
+    with world.radai.db.transaction() as s:
+        version = datasets.create_dataset(s, name="chest-demo", actor="root")
+        datasets.add_studies(s, version=version, study_pks=datasets.study_pks_for_uids(
+            s, [a.StudyInstanceUID, b.StudyInstanceUID]))
+        datasets.create_dataset(s, name="empty-set", actor="root")
+
+    def post(dataset: str) -> tuple[int, object]:
+        r = world.client.post("/api/v1/vendor/grants", headers=world.admin,
+                              json={"username": "acme", "dataset": dataset})
+        return r.status_code, r.json() if r.status_code == 201 else r.json()["detail"]
+
+    status, body = post("chest-demo@1")
+    assert status == 201
+    assert sorted(g["study_instance_uid"] for g in body) == sorted([a.StudyInstanceUID, b.StudyInstanceUID])
+    seen = world.get("/vendor/dicom-web/studies", headers=JSON).json()
+    assert sorted(s["0020000D"]["Value"][0] for s in seen) == sorted(
+        world.p(ds.StudyInstanceUID) for ds in (a, b))
+    assert post("chest-demo") == (422, "dataset: dataset chest-demo has no frozen version yet")
+    assert post("chest-demo@7") == (422, "dataset: no version 7 of dataset chest-demo")
+    assert post("empty-set@1") == (422, "dataset: the version holds no study")
+    r = world.client.post("/api/v1/vendor/grants", headers=world.admin,
+                          json={"username": "acme", "dataset": "chest-demo@1",
+                                "study_instance_uids": [c.StudyInstanceUID]})
+    assert r.status_code == 422  # one source at a time

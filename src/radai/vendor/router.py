@@ -595,11 +595,14 @@ def list_grants(radai: RadaiDep,
 
 @admin.post("/grants", status_code=201)
 def grant(body: GrantIn, radai: RadaiDep, user: CurrentUser, audit: Audit) -> list[GrantOut]:
-    """Let a vendor account see studies, de-identified (each grant is written to the audit log)."""
+    """Let a vendor account see studies, de-identified: a list of studies or the studies of a
+    dataset version (each grant is written to the audit log)."""
     try:
         with radai.db.transaction() as session:
-            grants = service.grant_studies(session, username=body.username,
-                                           study_uids=body.study_instance_uids, granted_by=user.username)
+            uids = (service.dataset_studies(session, dataset=body.dataset) if body.dataset is not None
+                    else body.study_instance_uids)
+            grants = service.grant_studies(session, username=body.username, study_uids=uids,
+                                           granted_by=user.username)
             out = [_grant_out(body.username, g) for g in grants]
     except service.NoSuchUser as exc:
         raise HTTPException(404, str(exc)) from None

@@ -100,6 +100,26 @@ def grant_studies(session: Session, *, username: str, study_uids: Sequence[str],
     return out
 
 
+def dataset_studies(session: Session, *, dataset: str) -> list[str]:
+    """The Study Instance UIDs of a dataset version (``NAME@VERSION``, or the newest frozen
+    version of ``NAME``); :class:`GrantError` when there is no such version."""
+    from radai.datasets import service as datasets
+    from radai.datasets.models import DatasetStudy
+
+    try:
+        name, number = datasets.parse_ref(dataset)
+        version = (datasets.get_version(session, name=name, number=number) if number is not None
+                   else datasets.latest_frozen(session, name=name))
+    except (datasets.DatasetError, datasets.DatasetNotFound) as exc:
+        raise GrantError(f"dataset: {exc}") from None
+    uids = list(session.scalars(select(Study.study_instance_uid)
+                                .join(DatasetStudy, DatasetStudy.study_pk == Study.id)
+                                .where(DatasetStudy.version_pk == version.id).order_by(DatasetStudy.id)))
+    if not uids:
+        raise GrantError("dataset: the version holds no study")
+    return uids
+
+
 def revoke_study(session: Session, *, username: str, study_uid: str) -> None:
     """Take a study away from a vendor account; :class:`NoSuchGrant` if it was not granted."""
     user = session.scalar(select(User).where(User.username == username))
