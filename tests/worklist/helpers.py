@@ -8,8 +8,10 @@ defect) through radai.inference.service, so the rows are exactly those inference
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from pydicom import dcmread
@@ -30,6 +32,7 @@ from radai.routing.service import route_study
 from radai.routing.settings import Match, ModelRef, Rule
 from radai.uids import derived_uid
 from tests.fixtures.data import pydicom_test_file, to_bytes
+from tests.fixtures.peers import require_program
 
 PNEUMONIA = Code("233604007", "SCT", "Pneumonia")
 NODULE = Code("27925004", "SCT", "Nodule")
@@ -148,3 +151,14 @@ def route_nowhere(radai: Radai, study_uid: str) -> None:
 
 def study_pk(radai: Radai, study_uid: str) -> int:
     return _study(radai, study_uid)[0]
+
+
+def dciodvfy_errors(data: bytes, folder: Path) -> list[str]:
+    """The error lines dicom3tools' dciodvfy prints for a PS3.10 file."""
+    program = require_program("dciodvfy")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "object.dcm"
+    path.write_bytes(data)
+    proc = subprocess.run([program, str(path)], capture_output=True, text=True, timeout=120, check=False)
+    return [line.strip() for line in (proc.stdout + proc.stderr).splitlines()
+            if line.strip().startswith("Error")]

@@ -119,7 +119,8 @@ def editable(session: Session, *, study_pk: int) -> bool:
     return not signed or current_draft(session, study_pk=study_pk) is not None
 
 
-def _require_editable(session: Session, study_pk: int) -> None:
+def require_editable(session: Session, study_pk: int) -> None:
+    """Raise :class:`ReportLocked` unless verdicts and the report of the study may change."""
     if not editable(session, study_pk=study_pk):
         raise ReportLocked("the report is signed; start an addendum to change it")
 
@@ -150,7 +151,7 @@ def record_verdict(session: Session, *, finding_id: int, reader: str, verdict: V
     except ValueError:
         raise InvalidEntry("verdict must be one of " + ", ".join(v.value for v in VerdictValue)) from None
     finding = _clinical_finding(session, finding_id, study_pk)
-    _require_editable(session, finding.study_pk)
+    require_editable(session, finding.study_pk)
     # Lock the row (PostgreSQL) so that two clicks of one reader cannot both insert.
     row = session.scalar(select(Verdict).where(Verdict.finding_pk == finding.id,
                                                Verdict.reader == reader).with_for_update())
@@ -169,7 +170,7 @@ def record_verdict(session: Session, *, finding_id: int, reader: str, verdict: V
 def clear_verdict(session: Session, *, finding_id: int, reader: str) -> bool:
     """Withdraw ``reader``'s verdict on a finding; False when there was none."""
     finding = _clinical_finding(session, finding_id, None)
-    _require_editable(session, finding.study_pk)
+    require_editable(session, finding.study_pk)
     row = session.scalar(select(Verdict).where(Verdict.finding_pk == finding_id,
                                                Verdict.reader == reader))
     if row is None:
@@ -208,7 +209,7 @@ def add_missed_finding(session: Session, *, study_pk: int, reader: str, code_val
                                ("code_meaning", code_meaning, MAX_CODE_MEANING)):
         if not value.strip() or len(value.strip()) > limit:
             raise InvalidEntry(f"{name} must be 1-{limit} characters")
-    _require_editable(session, study_pk)
+    require_editable(session, study_pk)
     existing = session.scalar(select(MissedFinding).where(
         MissedFinding.study_pk == study_pk, MissedFinding.reader == reader,
         MissedFinding.code_scheme == code_scheme.strip(), MissedFinding.code_value == code_value.strip()))
@@ -227,7 +228,7 @@ def remove_missed_finding(session: Session, *, missed_id: int, reader: str) -> b
     row = session.get(MissedFinding, missed_id)
     if row is None or row.reader != reader:
         return False
-    _require_editable(session, row.study_pk)
+    require_editable(session, row.study_pk)
     session.delete(row)
     return True
 
@@ -301,31 +302,59 @@ def start_addendum(session: Session, *, study_pk: int, author: str) -> Report:
     return save_draft(session, study_pk=study_pk, author=author, text="")
 
 
-def snapshot_verdicts(session: Session, *, report: Report, reader: str) -> list[ReportVerdict]:
-    """Copy ``reader``'s verdicts and missed findings into ``report`` (signing).
+@dataclass(frozen=True)
+class SnapshotLine:
+    """A verdict or missed finding as it will be frozen into a signed report version."""
 
-    Findings are those of the study's clinical tasks, with their score and decision at
-    the time, so the label stays right even if the finding is later superseded.
+    finding_pk: int | None
+    verdict: str
+    model_id: str | None
+    model_version: str | None
+    code_value: str
+    code_scheme: str
+    code_meaning: str
+    probability: float | None
+    threshold: float | None
+    ai_positive: bool | None
+
+
+def snapshot_lines(session: Session, *, study_pk: int, reader: str) -> list[SnapshotLine]:
+    """``reader``'s verdicts (finding order) then missed findings, as a report would freeze them.
+
+    Findings keep their score and decision of the time, so the label stays right even if
+    the finding is later superseded by a new run.
     """
-    rows: list[ReportVerdict] = []
-    judged = session.execute(
-        select(Verdict.verdict, Finding).join(Finding, Finding.id == Verdict.finding_pk)
-        .where(Verdict.study_pk == report.study_pk, Verdict.reader == reader)
-        .order_by(Finding.id))
-    for verdict, f in judged:
-        rows.append(ReportVerdict(
-            report_pk=report.id, finding_pk=f.id, verdict=verdict, model_id=f.model_id,
-            model_version=f.model_version, code_value=f.code_value, code_scheme=f.code_scheme,
-            code_meaning=f.code_meaning, probability=f.probability, threshold=f.threshold,
-            ai_positive=f.positive))
-    for m in missed_of_reader(session, study_pk=report.study_pk, reader=reader):
-        rows.append(ReportVerdict(
-            report_pk=report.id, finding_pk=None, verdict=MISSED, model_id=m.model_id,
-            model_version=None, code_value=m.code_value, code_scheme=m.code_scheme,
-            code_meaning=m.code_meaning, probability=None, threshold=None, ai_positive=None))
+    lines = [SnapshotLine(
+        finding_pk=f.id, verdict=verdict, model_id=f.model_id, model_version=f.model_version,
+        code_value=f.code_value, code_scheme=f.code_scheme, code_meaning=f.code_meaning,
+        probability=f.probability, threshold=f.threshold, ai_positive=f.positive)
+        for verdict, f in session.execute(
+            select(Verdict.verdict, Finding).join(Finding, Finding.id == Verdict.finding_pk)
+            .where(Verdict.study_pk == study_pk, Verdict.reader == reader).order_by(Finding.id))]
+    lines += [SnapshotLine(
+        finding_pk=None, verdict=MISSED, model_id=m.model_id, model_version=None,
+        code_value=m.code_value, code_scheme=m.code_scheme, code_meaning=m.code_meaning,
+        probability=None, threshold=None, ai_positive=None)
+        for m in missed_of_reader(session, study_pk=study_pk, reader=reader)]
+    return lines
+
+
+def write_snapshot(session: Session, *, report: Report, lines: Sequence[SnapshotLine]) -> list[ReportVerdict]:
+    """Freeze ``lines`` into ``report`` (:class:`ReportVerdict` rows)."""
+    rows = [ReportVerdict(
+        report_pk=report.id, finding_pk=line.finding_pk, verdict=line.verdict, model_id=line.model_id,
+        model_version=line.model_version, code_value=line.code_value, code_scheme=line.code_scheme,
+        code_meaning=line.code_meaning, probability=line.probability, threshold=line.threshold,
+        ai_positive=line.ai_positive) for line in lines]
     session.add_all(rows)
     session.flush()
     return rows
+
+
+def snapshot_verdicts(session: Session, *, report: Report, reader: str) -> list[ReportVerdict]:
+    """Copy ``reader``'s current verdicts and missed findings into ``report``."""
+    return write_snapshot(session, report=report,
+                          lines=snapshot_lines(session, study_pk=report.study_pk, reader=reader))
 
 
 # --- ground truth (for model monitoring) --------------------------------------------
