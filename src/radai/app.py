@@ -116,6 +116,14 @@ class Radai:
                 db=self.db, archive=self.archive, settings=self.settings.results,
                 data_dir=self.settings.data_dir, events=self.task_events, on_ready=outbox.wake,
                 metrics=results_metrics))
+        if self.settings.monitoring.enabled:
+            from radai.monitoring.monitor import Monitor
+
+            # Periodic evaluation of live models (drift, defects, agreement, latency, alerts).
+            self.add_component(Monitor(
+                db=self.db, storage=self.storage, registry=self.models, settings=self.settings.monitoring,
+                level=self.settings.quality.confidence_level,
+                dashboard_url=f"{self.settings.public_base_url}/monitoring"))
         self.add_component(executor)
 
     def stop(self) -> None:
@@ -232,6 +240,12 @@ def build_web_app(radai: Radai, *, manage_lifecycle: bool = False) -> FastAPI:
 
     # /audit: the audit log page (it holds study UIDs), for auditors and admins.
     app.include_router(audit_pages, dependencies=protected(Capability.READ_AUDIT))
+    from radai.monitoring.router import api as monitoring_api
+    from radai.monitoring.router import pages as monitoring_pages
+
+    # /api/v1/monitoring and /monitoring: metrics, alerts and samples, for those who manage models.
+    app.include_router(monitoring_api, dependencies=protected(Capability.MANAGE_MODELS))
+    app.include_router(monitoring_pages, dependencies=protected(Capability.MANAGE_MODELS))
     from radai.web import home, static_routes
 
     # UI: the layout's static files and the home page, for any signed-in user.

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from radai.monitoring.drift import (
-    EPSILON,
+    PSEUDOCOUNT,
     bin_counts,
     categorical_psi,
     chi_square,
@@ -17,27 +17,46 @@ from radai.monitoring.drift import (
     psi_from_counts,
     score_psi,
 )
+from radai.monitoring.settings import MonitoringSettings
+
+
+def smoothed(counts: list[int]) -> np.ndarray:
+    c = np.asarray(counts, dtype=float)
+    return (c + PSEUDOCOUNT) / (c.sum() + PSEUDOCOUNT * c.size)
 
 
 def test_psi_of_counts_by_hand() -> None:
-    # Shares e = (0.5, 0.3, 0.2), a = (0.2, 0.3, 0.5).
-    expected = (0.2 - 0.5) * math.log(0.2 / 0.5) + 0 + (0.5 - 0.2) * math.log(0.5 / 0.2)
+    # Smoothed shares e = (50.5, 30.5, 20.5)/101.5, a = (20.5, 30.5, 50.5)/101.5.
+    e = [50.5 / 101.5, 30.5 / 101.5, 20.5 / 101.5]
+    a = [20.5 / 101.5, 30.5 / 101.5, 50.5 / 101.5]
+    expected = sum((ai - ei) * math.log(ai / ei) for ai, ei in zip(a, e, strict=True))
     assert psi_from_counts([50, 30, 20], [20, 30, 50]) == pytest.approx(expected, rel=1e-12)
-    assert expected == pytest.approx(0.5498, abs=1e-4)
+    assert expected == pytest.approx(0.5329, abs=1e-4)
 
 
 def test_psi_of_identical_distributions_is_zero_and_symmetric_in_swap() -> None:
-    assert psi_from_counts([3, 5, 2], [30, 50, 20]) == pytest.approx(0.0, abs=1e-15)
+    assert psi_from_counts([30, 50, 20], [30, 50, 20]) == pytest.approx(0.0, abs=1e-15)
+    # Equal shares of samples of different sizes differ only by the smoothing.
+    assert psi_from_counts([3, 5, 2], [300, 500, 200]) < 0.01
     a, b = [10, 20, 70], [40, 40, 20]
     # PSI is symmetric: Σ(a-e)ln(a/e) does not change when a and e swap.
     assert psi_from_counts(a, b) == pytest.approx(psi_from_counts(b, a))
 
 
-def test_empty_bin_counts_as_epsilon() -> None:
-    value = psi_from_counts([10, 0], [5, 5])
-    expected = (0.5 - 1.0) * math.log(0.5 / 1.0) + (0.5 - EPSILON) * math.log(0.5 / EPSILON)
-    assert value == pytest.approx(expected)
-    assert value > 4  # a score range never seen in the reference weighs heavily
+def test_an_empty_bin_stays_finite() -> None:
+    value = psi_from_counts([100, 0], [50, 50])
+    e, a = smoothed([100, 0]), smoothed([50, 50])
+    assert value == pytest.approx(float(np.sum((a - e) * np.log(a / e))))
+    assert 1.5 < value < 3  # half the window in a range never seen in the reference: a large shift
+
+
+def test_sampling_noise_at_the_default_minimum_stays_under_the_alarm_level() -> None:
+    rng = np.random.default_rng(11)
+    n = MonitoringSettings().min_psi_studies
+    null = [score_psi(rng.beta(2, 8, n), rng.beta(2, 8, n)).value for _ in range(200)]
+    assert float(np.percentile(null, 90)) < 0.25
+    shifted = [score_psi(rng.beta(2, 8, n), rng.beta(8, 2, n)).value for _ in range(20)]
+    assert min(shifted) > 2
 
 
 def test_score_bins_are_fixed_and_closed_at_one() -> None:
@@ -52,9 +71,8 @@ def test_score_psi_equals_hand_computation_on_bins() -> None:
     ref = rng.beta(2, 5, 400)
     cur = rng.beta(5, 2, 300)
     result = score_psi(ref, cur, bins=10)
-    e = np.histogram(ref, bins=np.linspace(0, 1, 11))[0] / 400
-    a = np.histogram(cur, bins=np.linspace(0, 1, 11))[0] / 300
-    e, a = np.where(e > 0, e, EPSILON), np.where(a > 0, a, EPSILON)
+    e = smoothed(list(np.histogram(ref, bins=np.linspace(0, 1, 11))[0]))
+    a = smoothed(list(np.histogram(cur, bins=np.linspace(0, 1, 11))[0]))
     assert result.value == pytest.approx(float(np.sum((a - e) * np.log(a / e))))
     assert result.value > 0.25
     assert result.n_reference == 400 and result.n_current == 300 and len(result.bins) == 10
@@ -81,8 +99,7 @@ def test_categorical_psi_and_chi_square() -> None:
     cur = ["GE"] * 20 + ["SIEMENS"] * 30 + ["AGFA"] * 50
     psi = categorical_psi(ref, cur)
     assert psi.bins == ("AGFA", "GE", "SIEMENS")
-    e = np.array([EPSILON, 0.6, 0.4])
-    a = np.array([0.5, 0.2, 0.3])
+    e, a = smoothed([0, 60, 40]), smoothed([50, 20, 30])
     assert psi.value == pytest.approx(float(np.sum((a - e) * np.log(a / e))))
     chi = chi_square(ref, cur)
     expected = stats.chi2_contingency(np.array([[0, 60, 40], [50, 20, 30]]))

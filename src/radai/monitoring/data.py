@@ -2,8 +2,9 @@
 profiles, result times and the verdicts of signed reports.
 
 Only ended tasks count (``done`` or ``defect``); clinical tasks make the monitored
-windows, the validation tasks of a model version's latest validation run make its
-reference. Every function takes a session and reads; nothing here writes.
+windows, the validation tasks of a model version's latest finished validation run
+(radai.quality.models.ValidationRun, the same task pipeline) make its reference.
+Every function takes a session and reads; nothing here writes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from radai.archive.models import Study
 from radai.inference.models import FINAL, Finding, InferenceTask, TaskPurpose, TaskState
 from radai.monitoring.agreement import ReviewedCase
 from radai.monitoring.models import TaskInputProfile
+from radai.quality.models import RunState, ValidationRun
 from radai.results.models import ResultSet
 
 #: Rows per ``IN (...)`` list.
@@ -126,22 +128,22 @@ def clinical_tasks(s: Session, *, model_id: str, version: str, since: datetime |
         q = q.order_by(InferenceTask.finished_at.desc(), InferenceTask.id.desc()).limit(newest)
     elif oldest is not None:
         q = q.order_by(InferenceTask.finished_at, InferenceTask.id).limit(oldest)
-    rows = _rows(s, s.execute(q).tuples().all())
+    rows = _rows(s, s.execute(q).all())
     return sorted(rows, key=lambda r: (r.finished_at, r.task_pk))
 
 
 def latest_validation_run(s: Session, *, model_id: str, version: str) -> int | None:
-    """The newest validation run (radai.quality) with ended tasks of this model version."""
-    return s.scalar(select(func.max(InferenceTask.validation_run_id)).where(
-        InferenceTask.model_id == model_id, InferenceTask.model_version == version,
-        InferenceTask.purpose == TaskPurpose.VALIDATION.value, InferenceTask.state.in_(FINAL)))
+    """The newest finished validation run (radai.quality, state ``done``) of this model version."""
+    return s.scalar(select(func.max(ValidationRun.id)).where(
+        ValidationRun.model_id == model_id, ValidationRun.model_version == version,
+        ValidationRun.state == RunState.DONE.value))
 
 
 def validation_tasks(s: Session, *, model_id: str, version: str, run_id: int) -> list[TaskRow]:
     """The ended tasks of one validation run of a model version."""
     q = _base(model_id, version).where(InferenceTask.purpose == TaskPurpose.VALIDATION.value,
                                        InferenceTask.validation_run_id == run_id)
-    rows = _rows(s, s.execute(q).tuples().all())
+    rows = _rows(s, s.execute(q).all())
     return sorted(rows, key=lambda r: (r.finished_at, r.task_pk))
 
 

@@ -22,8 +22,9 @@ accepted on. A version without one is compared with its own clinical history as
 
 Each computed value becomes a :class:`Check` of a :class:`~radai.monitoring.settings.Metric`
 against its threshold. A check is *evaluated* only with enough data (``min_studies``
-tasks in the window, ``min_reference_studies`` in the reference, ``min_verdicts`` in a
-rate's denominator); an unevaluated check neither opens nor closes an alert.
+tasks in the window and ``min_reference_studies`` in the reference for the tests,
+``min_psi_studies`` on both sides for PSI, ``min_verdicts`` in a rate's denominator);
+an unevaluated check neither opens nor closes an alert.
 """
 
 from __future__ import annotations
@@ -303,12 +304,15 @@ def _with_checks(r: WindowReport, settings: MonitoringSettings) -> WindowReport:
     few_ref = f"reference has fewer than {settings.min_reference_studies} studies"
     checks = [_check(Metric.DEFECT_RATE, "", r.defect_rate.estimate, r.n_tasks, r.n_tasks >= m,
                      settings, few)]
+    psi_n = settings.min_psi_studies
+    few_psi = f"PSI needs {psi_n} studies in the window and in the reference"
     for f in r.findings:
         enough = f.n >= m and drift_ok
         why = few if f.n < m else (few_ref if not drift_ok else f.drift.note)
         psi = f.drift.psi.value if f.drift.psi else None
         ks_p = f.drift.ks.pvalue if f.drift.ks else None
-        checks.append(_check(Metric.SCORE_PSI, f.code, psi, f.n, enough, settings, why))
+        checks.append(_check(Metric.SCORE_PSI, f.code, psi, f.n, f.n >= psi_n and ref_n >= psi_n, settings,
+                             few_psi))
         checks.append(_check(Metric.SCORE_KS_PVALUE, f.code, ks_p, f.n, enough, settings, why))
         a = f.agreement
         for metric, rate in ((Metric.SENSITIVITY_LOWER, a.sensitivity),
@@ -319,8 +323,9 @@ def _with_checks(r: WindowReport, settings: MonitoringSettings) -> WindowReport:
         enough = d.n_current >= m and d.n_reference >= settings.min_reference_studies
         why = d.note or (few if d.n_current < m else few_ref)
         if d.kind == "categorical":
-            checks.append(_check(Metric.INPUT_PSI, d.attribute, d.psi.value if d.psi else None,
-                                 d.n_current, enough, settings, why))
+            psi_ok = d.n_current >= psi_n and d.n_reference >= psi_n
+            checks.append(_check(Metric.INPUT_PSI, d.attribute, d.psi.value if d.psi else None, d.n_current,
+                                 psi_ok, settings, d.note or few_psi))
             checks.append(_check(Metric.INPUT_CHI2_PVALUE, d.attribute, d.chi2.pvalue if d.chi2 else None,
                                  d.n_current, enough, settings, why))
         else:

@@ -86,9 +86,10 @@ def profile_pending(db: Database, storage: FileStorage, *, limit: int) -> int:
     with db.transaction() as s:
         insert = _insert(s)
         for row in rows:
-            result = s.execute(insert(TaskInputProfile).values(**row)
-                               .on_conflict_do_nothing(index_elements=["task_pk"]))
-            written += int(result.rowcount)  # type: ignore[attr-defined]
+            inserted = s.execute(insert(TaskInputProfile).values(**row)
+                                 .on_conflict_do_nothing(index_elements=["task_pk"])
+                                 .returning(TaskInputProfile.id)).scalar_one_or_none()
+            written += inserted is not None
     return written
 
 

@@ -74,7 +74,7 @@ def _eligible(s: Session, *, model_id: str, version: str, start: datetime, end: 
     positive = (select(Finding.task_pk).where(Finding.positive.is_(True)).distinct().subquery())
     rows = s.execute(select(latest.c.study_pk, latest.c.task_pk, positive.c.task_pk)
                      .outerjoin(positive, positive.c.task_pk == latest.c.task_pk)
-                     .order_by(latest.c.study_pk)).tuples().all()
+                     .order_by(latest.c.study_pk)).all()
     return [_Eligible(int(study), int(task), "positive" if pos is not None else "negative")
             for study, task, pos in rows]
 
@@ -227,7 +227,7 @@ def sample_report(s: Session, *, sample_id: int, level: float = 0.95) -> SampleR
     sample = get_sample(s, sample_id=sample_id)
     rows = s.execute(select(SampleStudy, Study.study_instance_uid)
                      .join(Study, Study.id == SampleStudy.study_pk)
-                     .where(SampleStudy.sample_pk == sample.id).order_by(SampleStudy.position)).tuples().all()
+                     .where(SampleStudy.sample_pk == sample.id).order_by(SampleStudy.position)).all()
     labels = signed_labels(s, model_id=sample.model_id)
     scores: dict[int, list[Score]] = {}
     for f in s.scalars(select(Finding).where(Finding.task_pk.in_([st.task_pk for st, _ in rows]))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, distinct, select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from radai.db import utcnow
@@ -68,20 +68,20 @@ def monitored_versions(s: Session, *, settings: MonitoringSettings, now: datetim
     days = max((w.days for w in settings.windows if w.days is not None), default=0.0)
     found: set[tuple[str, str]] = set()
     found.update(s.execute(select(ModelVersion.model_id, ModelVersion.version).where(
-        ModelVersion.state.in_([LifecycleState.LIVE.value, LifecycleState.SUSPENDED.value]))).tuples())
+        ModelVersion.state.in_([LifecycleState.LIVE.value, LifecycleState.SUSPENDED.value]))).all())
     if days:
-        found.update(s.execute(select(distinct(InferenceTask.model_id), InferenceTask.model_version).where(
+        found.update(s.execute(select(InferenceTask.model_id, InferenceTask.model_version).distinct().where(
             InferenceTask.purpose == TaskPurpose.CLINICAL.value, InferenceTask.state.in_(FINAL),
-            InferenceTask.finished_at >= now - timedelta(days=days))).tuples())
+            InferenceTask.finished_at >= now - timedelta(days=days))).all())
     found.update(s.execute(select(Alert.model_id, Alert.model_version)
-                           .where(Alert.state == AlertState.OPEN.value)).tuples())
+                           .where(Alert.state == AlertState.OPEN.value)).all())
     return sorted(found)
 
 
 def versions_of(s: Session, *, model_id: str) -> list[tuple[str, str]]:
     """(id, version) of every registered version of ``model_id``; ModelNotMonitored if none."""
     rows = sorted(s.execute(select(ModelVersion.model_id, ModelVersion.version)
-                            .where(ModelVersion.model_id == model_id)).tuples())
+                            .where(ModelVersion.model_id == model_id)).all())
     if not rows:
         raise ModelNotMonitored(f"no model {model_id}")
     return list(rows)
@@ -98,7 +98,7 @@ def _sites(s: Session, *, model_id: str, version: str, settings: MonitoringSetti
               "calling_ae": TaskInputProfile.calling_ae}.get(settings.site_by)
     if column is None:
         return []
-    values = s.scalars(select(distinct(column)).join(
+    values = s.scalars(select(column).distinct().join(
         InferenceTask, InferenceTask.id == TaskInputProfile.task_pk).where(
         TaskInputProfile.model_id == model_id, TaskInputProfile.model_version == version,
         InferenceTask.purpose == TaskPurpose.CLINICAL.value, column != ""))

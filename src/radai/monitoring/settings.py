@@ -217,10 +217,14 @@ class MonitoringSettings(BaseModel):
     #: Evaluate per site as well as over all sites: the series' InstitutionName
     #: (``institution``) or the calling AE title that sent it (``calling_ae``).
     site_by: Literal["none", "institution", "calling_ae"] = "none"
-    #: Drift and defect rates are judged only over at least this many ended tasks.
+    #: Defect rates, latency and the KS / chi-square drift tests are judged only over at
+    #: least this many ended tasks in the window ...
     min_studies: int = Field(default=30, ge=1)
-    #: ... and drift only against a reference of at least this many studies.
+    #: ... and the drift tests only against a reference of at least this many studies.
     min_reference_studies: int = Field(default=10, ge=2)
+    #: PSI is judged only with this many studies on each side: below about 100, its
+    #: sampling noise alone approaches 0.25 (radai.monitoring.drift).
+    min_psi_studies: int = Field(default=100, ge=2)
     #: Agreement thresholds are judged only when the rate's denominator has this many.
     min_verdicts: int = Field(default=20, ge=1)
     #: Equal-width bins over 0..1 for the score PSI.

@@ -8,6 +8,7 @@ token for forms, and the navigation entries the user may open.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -45,6 +46,28 @@ def add_nav(item: NavItem) -> None:
         NAVIGATION.append(item)
 
 
+@dataclass(frozen=True)
+class Banner:
+    """A notice shown above every page (e.g. open monitoring alerts), linking to ``href``."""
+
+    text: str
+    href: str | None = None
+    #: ``alert`` or ``info`` (a CSS class of the banner).
+    level: str = "alert"
+
+
+#: Called for every page with the request and the signed-in principal; each returns the
+#: banners that user should see. A domain adds its provider when its router is imported.
+BannerProvider = Callable[[Request, Any], list[Banner]]
+BANNERS: list[BannerProvider] = []
+
+
+def add_banner(provider: BannerProvider) -> None:
+    """Show the banners ``provider`` returns on every page (added once)."""
+    if provider not in BANNERS:
+        BANNERS.append(provider)
+
+
 def _loader_for(package: str) -> PackageLoader | None:
     try:
         return PackageLoader(package, "templates")
@@ -74,6 +97,7 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
         "csrf_token": csrf_token(request) or "",
         "csrf_field": CSRF_FIELD,
         "csrf_header": CSRF_HEADER,
+        "banners": [] if principal is None else [b for p in BANNERS for b in p(request, principal)],
         **(context or {}),
     }
     return templates().TemplateResponse(request, template, ctx, status_code=status_code)
