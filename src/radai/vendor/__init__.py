@@ -8,7 +8,9 @@ that sends only data de-identified by the PS3.15 Annex E Basic Profile (options 
 - Which studies: only those an administrator granted to the vendor account
   (``/api/v1/vendor/grants``: a list of studies, or the studies of a dataset version).
   A study that is not granted is answered like one that does not exist (404), and is
-  never listed. Revoking a grant takes effect at the next request.
+  never listed. Revoking a grant takes effect at the next request. Administrators hold
+  ``vendor_view`` too and see the view through their own grants (to check what a vendor
+  would see).
 - What they see: pseudonymous UIDs, Patient ID replaced by a keyed pseudonym, Patient's
   Name emptied, dates shifted per patient, descriptions cleaned, as the profile says;
   pixel data exactly as stored. Objects that may carry burned-in text are withheld (403
