@@ -119,11 +119,13 @@ def create_run(session: Session, *, record: ModelRecord, version: DatasetVersion
 
 def run_progress(session: Session, *, run_id: int) -> tuple[int, int]:
     """(tasks of the run that ended, all tasks of the run)."""
-    rows = dict(session.execute(
-        select(InferenceTask.state.in_(FINAL), func.count()).where(InferenceTask.validation_run_id == run_id)
-        .group_by(InferenceTask.state.in_(FINAL))).all())
-    ended = int(rows.get(True, 0))
-    return ended, ended + int(rows.get(False, 0))
+    counts = session.execute(select(InferenceTask.state, func.count())
+                             .where(InferenceTask.validation_run_id == run_id).group_by(InferenceTask.state))
+    ended = total = 0
+    for state, n in counts:
+        total += int(n)
+        ended += int(n) if state in FINAL else 0
+    return ended, total
 
 
 @dataclass(frozen=True)
