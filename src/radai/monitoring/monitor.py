@@ -75,8 +75,12 @@ class Monitor:
                 changes = apply_checks(self.db, report, settings=self.settings, now=now)
                 result.changes.extend(changes)
                 result.suspended.extend(suspend_for(self.db, self.registry, changes, settings=self.settings))
-            result.notified = deliver_due(self.db, self.settings.webhook, dashboard_url=self.dashboard_url)
+            result.notified = self.deliver()
             return result
+
+    def deliver(self) -> int:
+        """Send the due webhook notifications; returns how many were sent."""
+        return deliver_due(self.db, self.settings.webhook, dashboard_url=self.dashboard_url)
 
     def start(self) -> None:
         """Start the evaluation thread (the first round runs at once)."""
