@@ -200,6 +200,16 @@ def build_web_app(radai: Radai, *, manage_lifecycle: bool = False) -> FastAPI:
 
     # /api/v1 tasks, findings, heatmaps and routing decisions: they name studies.
     app.include_router(inference_router, dependencies=protected(Capability.READ_STUDIES))
+    from radai.worklist.pages import router as worklist_pages
+    from radai.worklist.router import router as worklist_router
+
+    # /api/v1/worklist, /worklist and /studies/{uid}: the radiologist workspace, for users who
+    # may read studies; verdicts, missed findings and reports also need review. Its
+    # navigation entry comes first: the worklist is a radiologist's home page.
+    app.include_router(worklist_router, dependencies=protected(
+        Capability.READ_STUDIES, write_capability=Capability.REVIEW))
+    app.include_router(worklist_pages, dependencies=protected(
+        Capability.READ_STUDIES, write_capability=Capability.REVIEW))
     from radai.datasets.router import router as datasets_router
 
     # /api/v1/datasets: a version's manifest names its studies; creating and freezing

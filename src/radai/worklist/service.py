@@ -167,9 +167,10 @@ def record_verdict(session: Session, *, finding_id: int, reader: str, verdict: V
     return row
 
 
-def clear_verdict(session: Session, *, finding_id: int, reader: str) -> bool:
-    """Withdraw ``reader``'s verdict on a finding; False when there was none."""
-    finding = _clinical_finding(session, finding_id, None)
+def clear_verdict(session: Session, *, finding_id: int, reader: str, study_pk: int | None = None) -> bool:
+    """Withdraw ``reader``'s verdict on a finding (of ``study_pk``, if given); False when
+    there was none."""
+    finding = _clinical_finding(session, finding_id, study_pk)
     require_editable(session, finding.study_pk)
     row = session.scalar(select(Verdict).where(Verdict.finding_pk == finding_id,
                                                Verdict.reader == reader))
@@ -223,10 +224,12 @@ def add_missed_finding(session: Session, *, study_pk: int, reader: str, code_val
     return row
 
 
-def remove_missed_finding(session: Session, *, missed_id: int, reader: str) -> bool:
-    """Withdraw one of ``reader``'s missed findings; False when there is no such entry."""
+def remove_missed_finding(session: Session, *, missed_id: int, reader: str,
+                          study_pk: int | None = None) -> bool:
+    """Withdraw one of ``reader``'s missed findings (of ``study_pk``, if given); False when
+    there is no such entry."""
     row = session.get(MissedFinding, missed_id)
-    if row is None or row.reader != reader:
+    if row is None or row.reader != reader or (study_pk is not None and row.study_pk != study_pk):
         return False
     require_editable(session, row.study_pk)
     session.delete(row)
