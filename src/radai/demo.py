@@ -19,6 +19,7 @@ from radai.archive.importer import ImportSummary, import_paths
 from radai.config import Settings
 from radai.datasets.demo import create_demo_dataset
 from radai.quality.demo import run_demo_validation
+from radai.worklist.demo import print_demo_users
 
 #: Real clinical images of pydicom-data, one file per distinct instance
 #: (its compressed variants repeat the same SOP Instance UIDs).
@@ -180,6 +181,7 @@ def run_demo(settings: Settings, *, serve: bool) -> int:
         run_demo_validation(radai, console)
         print_processing_summary(radai, console)
         print_where_to_look(settings, console)
+        print_demo_users(radai, console)
         if not serve:
             return 0
         from radai.serve import serve_http
