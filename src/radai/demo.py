@@ -164,6 +164,8 @@ def print_where_to_look(settings: Settings, console: Console) -> None:
     console.print(f"  DICOM (DIMSE): AE title {settings.ae_title} on port {settings.dicom_port} "
                   f"(try: echoscu -aec {settings.ae_title} 127.0.0.1 {settings.dicom_port})")
     console.print(f"  Health:        {base}/healthz   Metrics: {base}/metrics   API docs: {base}/docs")
+    console.print(f"  Pages (sign in first): {base}/worklist  {base}/models  {base}/validations  "
+                  f"{base}/monitoring  {base}/audit")
 
 
 def run_demo(settings: Settings, *, serve: bool) -> int:
