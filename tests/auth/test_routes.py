@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
@@ -17,7 +18,7 @@ from radai.auth.middleware import OPEN_PATHS
 from radai.auth.roles import Role
 from tests.auth.conftest import make_settings
 
-#: What anyone may reach (with /metrics open to loopback only, tested below).
+#: What anyone may reach (/metrics needs a token unless opened to loopback, tested below).
 EXPECTED_OPEN = {"/healthz", "/login", "/logout", "/api/v1/auth/token"}
 
 
@@ -78,9 +79,21 @@ def test_every_other_route_is_mounted_with_a_role_check(app: FastAPI) -> None:
     assert unguarded == []
 
 
-def test_metrics_open_to_loopback_only(auth_radai: Radai,
-                                       user_headers: Callable[..., dict[str, str]]) -> None:
-    app = build_web_app(auth_radai)
+def test_metrics_need_a_token_by_default(auth_radai: Radai,
+                                         user_headers: Callable[..., dict[str, str]]) -> None:
+    assert auth_radai.settings.auth.metrics_access == "token"
+    with TestClient(build_web_app(auth_radai), client=("127.0.0.1", 50000)) as local:
+        assert local.get("/metrics").status_code == 401
+        assert local.get("/metrics", headers=user_headers(Role.RADIOLOGIST)).status_code == 403
+        r = local.get("/metrics", headers=user_headers(Role.AUDITOR))
+        assert r.status_code == 200 and "radai_" in r.text
+
+
+def test_metrics_open_to_loopback_only_when_configured(tmp_path: Path, db_url: str, auth_radai: Radai,
+                                                       user_headers: Callable[..., dict[str, str]]) -> None:
+    # The same database and data folder as auth_radai (its users and tokens), another policy.
+    loopback = Radai(make_settings(tmp_path, db_url, metrics_access="loopback"))
+    app = build_web_app(loopback)
     with TestClient(app, client=("127.0.0.1", 50000)) as local:
         r = local.get("/metrics")
         assert r.status_code == 200 and "radai_" in r.text

@@ -8,8 +8,8 @@
   SameSite=Lax, Secure when ``auth.cookie_secure``). Both are opaque random tokens
   stored only as SHA-256, with expiry and revocation (:mod:`radai.auth.service`).
 - Every HTTP request is authenticated by :class:`radai.auth.middleware.AuthMiddleware`
-  except ``/healthz``, the login/logout pages and the token endpoint; ``/metrics`` is
-  open to loopback only unless configured otherwise. Routes ask for roles with
+  except ``/healthz``, the login/logout pages and the token endpoint; ``/metrics`` asks
+  for a token too unless ``auth.metrics_access`` opens it to loopback. Routes ask for roles with
   :mod:`radai.auth.deps`.
 - Reads of patient data are written to the append-only ``audit_log``
   (:func:`radai.auth.audit.record_access`).

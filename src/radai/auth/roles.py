@@ -33,7 +33,7 @@ view_metrics         x                                       x
   itself access-controlled and every view or export is audited).
 - ``vendor_view``: the de-identified views offered to outside model vendors
   (PS3.15 Annex E de-identified data only).
-- ``view_metrics``: read ``/metrics`` from outside the host (see AuthSettings.metrics_access).
+- ``view_metrics``: read ``/metrics`` (see AuthSettings.metrics_access).
 """
 
 from __future__ import annotations

@@ -26,12 +26,12 @@ class AuthSettings(BaseModel):
     login_max_failures_per_address: int = Field(default=20, ge=1, le=100000)
     login_window_seconds: int = Field(default=900, ge=1, le=86400)
     password_min_length: int = Field(default=8, ge=1, le=1024)
-    #: Who may read ``/metrics``: ``loopback`` lets a Prometheus on the same host scrape
-    #: without credentials and asks anyone else for a bearer token with the
-    #: ``view_metrics`` capability; ``token`` always asks for that token (use it when a
-    #: reverse proxy on the same host forwards outside requests, which then arrive
-    #: from loopback).
-    metrics_access: Literal["loopback", "token"] = "loopback"
+    #: Who may read ``/metrics``: ``token`` (the default) asks for a bearer token with the
+    #: ``view_metrics`` capability, like every route but ``/healthz``; ``loopback`` lets a
+    #: Prometheus on the same host scrape without credentials and asks anyone else for
+    #: that token (never with a reverse proxy on the same host: the requests it forwards
+    #: arrive from loopback).
+    metrics_access: Literal["loopback", "token"] = "token"
     #: Argon2id parameters (RFC 9106). Hashes made with other parameters are
     #: re-hashed at the user's next successful login.
     argon2_time_cost: int = Field(default=3, ge=1, le=100)
