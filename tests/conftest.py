@@ -41,6 +41,17 @@ def postgres() -> Iterator[Postgres]:
         yield pg
 
 
+@pytest.fixture(scope="session")
+def models_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One model cache folder for the whole session, so the built-in Keras model is exported
+    to ONNX once (minutes on two cores) however many tests use the real models.
+
+    ``TEST_MODELS_CACHE`` names a folder to reuse across runs instead (local iteration).
+    """
+    reuse = os.environ.get("TEST_MODELS_CACHE")
+    return Path(reuse) if reuse else tmp_path_factory.mktemp("models-cache")
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A new empty database: SQLite in the test's folder, or a database on ``postgres``."""

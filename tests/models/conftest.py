@@ -36,15 +36,6 @@ print(json.dumps({p.rsplit("/", 1)[-1]: [float(v) for v in row] for p, row in zi
 """
 
 
-@pytest.fixture(scope="session")
-def models_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One cache folder for the whole session, so the Keras model is exported once.
-
-    ``TEST_MODELS_CACHE`` names a folder to reuse across runs instead (local iteration).
-    """
-    reuse = os.environ.get("TEST_MODELS_CACHE")
-    return Path(reuse) if reuse else tmp_path_factory.mktemp("models-cache")
-
 
 def model_settings(tmp_path: Path, cache: Path, **extra: object) -> Settings:
     """Settings for a radai on SQLite in ``tmp_path`` sharing the session's model cache."""

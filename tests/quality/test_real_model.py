@@ -31,11 +31,6 @@ from tests.models.conftest import KERAS_REFERENCE, pneumonia_keras_file
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def models_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    reuse = os.environ.get("TEST_MODELS_CACHE")
-    return Path(reuse) if reuse else tmp_path_factory.mktemp("quality-models-cache")
-
 
 @pytest.fixture(scope="session")
 def keras_probabilities() -> dict[str, float]:

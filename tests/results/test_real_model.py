@@ -9,7 +9,6 @@ PACS would see them.
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,12 +22,6 @@ from tests.fixtures.data import pydicom_data
 from tests.fixtures.peers import free_port
 from tests.results.conftest import dciodvfy
 from tests.results.test_pipeline import FAST, ready, results_of, store, wait_for
-
-
-@pytest.fixture(scope="session")
-def models_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    reuse = os.environ.get("TEST_MODELS_CACHE")
-    return Path(reuse) if reuse else tmp_path_factory.mktemp("results-models-cache")
 
 
 @pytest.fixture

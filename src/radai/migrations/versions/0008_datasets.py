@@ -106,7 +106,7 @@ def _create_frozen_triggers() -> None:
                     RETURN NEW;
                 END IF;
                 RETURN OLD;
-            END $$""")
+            END $$""")  # noqa: S608 (the message is a module constant, not input)
         op.execute(f"""
             CREATE FUNCTION dataset_version_frozen_guard() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
