@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -73,14 +72,6 @@ def route(radai: Radai, study_uid: str, model_id: str, *, per: str = "study") ->
         return route_study(s, study_pk=study.id, change_seq=study.change_seq, rules=[rule],
                            registry=radai.models)
 
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not reached within {timeout} s")
 
 
 def all_tasks(radai: Radai) -> list[InferenceTask]:

@@ -19,7 +19,8 @@ from radai.auth.roles import Role
 from radai.auth.service import create_user, issue_token
 from radai.config import Settings
 from radai.inference.executor import LocalExecutor
-from tests.inference.conftest import FAST_INFERENCE, route, tasks_in, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.inference.conftest import FAST_INFERENCE, route, tasks_in
 from tests.inference.packages import live_package, store_image, write_python_package
 
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1}

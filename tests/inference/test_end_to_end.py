@@ -15,7 +15,8 @@ from radai.inference.heatmaps import load_heatmap
 from radai.inference.models import Finding
 from radai.routing.models import RoutingDecision
 from tests.fixtures.data import pydicom_data
-from tests.inference.conftest import all_tasks, make_radai, tasks_in, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.inference.conftest import all_tasks, make_radai, tasks_in
 from tests.inference.packages import store_image
 
 pytestmark = pytest.mark.slow

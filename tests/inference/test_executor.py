@@ -22,7 +22,8 @@ from radai.models.manifest import load_manifest
 from radai.models.preprocess import prepare_input
 from radai.uids import derived_uid
 from tests.fixtures.data import pydicom_test_file
-from tests.inference.conftest import all_tasks, make_radai, route, tasks_in, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.inference.conftest import all_tasks, make_radai, route, tasks_in
 from tests.inference.packages import (
     calls,
     install_live,

@@ -15,7 +15,6 @@ import os
 import random
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,6 +30,7 @@ from radai.routing.models import RoutingDecision
 from radai.uids import derived_uid
 from tests.fixtures.data import pydicom_data, pydicom_test_file
 from tests.fixtures.peers import RadaiServer, require_program, start_radai, stop_process
+from tests.fixtures.waiting import wait_for
 from tests.inference.packages import install_live, write_python_package
 
 MODEL = "crash-model"
@@ -83,14 +83,6 @@ def _count(db: Database, query: object) -> int:
         return int(s.scalar(query) or 0)  # type: ignore[call-overload]
 
 
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not reached within {timeout} s")
-
 
 def test_killing_radai_loses_and_duplicates_nothing(tmp_path: Path, db_url: str) -> None:
     data_dir = tmp_path / "server"
@@ -128,7 +120,7 @@ def test_killing_radai_loses_and_duplicates_nothing(tmp_path: Path, db_url: str)
         _send(server, files[25:])
         for _ in range(KILLS - 1):
             # Kill while a batch runs (unless everything has already finished).
-            _wait(lambda: running() > 0 or unfinished() == 0, 60, "tasks running")
+            wait_for(lambda: running() > 0 or unfinished() == 0, "tasks running", timeout=60, interval=0.2)
             time.sleep(rng.uniform(0.3, 2.0))
             hit_running += running()
             server.proc.kill()
@@ -140,7 +132,7 @@ def test_killing_radai_loses_and_duplicates_nothing(tmp_path: Path, db_url: str)
             unstable = _count(db, select(func.count()).select_from(Study)
                               .where(Study.stable_seq < Study.change_seq))
             return studies == STUDIES and unstable == 0 and unfinished() == 0
-        _wait(settled, 240, "every study stable and every task finished")
+        wait_for(settled, "every study stable and every task finished", timeout=240, interval=0.2)
     finally:
         stop_process(server.proc)
 

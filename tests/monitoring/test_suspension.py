@@ -27,6 +27,7 @@ from radai.monitoring.models import Alert
 from radai.routing.models import RoutingDecision
 from tests.auth.conftest import FAST_ARGON2
 from tests.fixtures.peers import free_port
+from tests.fixtures.waiting import wait_for
 from tests.inference.conftest import FAST_INFERENCE
 from tests.inference.packages import set_behaviour, store_image, write_python_package
 
@@ -50,14 +51,6 @@ def serving(tmp_path: Path, sqlite_url: str, *, suspend_on: list[str]) -> tuple[
     radai.start()
     return radai, package
 
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {timeout} s")
 
 
 def tasks_ended(radai: Radai, n: int) -> Callable[[], bool]:

@@ -33,6 +33,7 @@ from radai.routing.models import RoutingDecision
 from tests.auth.conftest import FAST_ARGON2, add_user, bearer, token_for
 from tests.fixtures.data import pydicom_data, to_bytes, with_new_uids
 from tests.fixtures.peers import free_port
+from tests.fixtures.waiting import wait_for
 from tests.results.conftest import copy_mask_model
 
 FAST = {
@@ -70,14 +71,6 @@ def store(radai: Radai, name: str, salt: str) -> str:
     radai.archive.store(to_bytes(ds), source="import")
     return str(ds.StudyInstanceUID)
 
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {timeout} s")
 
 
 def results_of(radai: Radai, study_uid: str) -> StudyResultsOut:

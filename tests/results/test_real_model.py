@@ -20,8 +20,9 @@ from radai.app import Radai
 from radai.config import load_settings
 from tests.fixtures.data import pydicom_data
 from tests.fixtures.peers import free_port
+from tests.fixtures.waiting import wait_for
 from tests.results.conftest import dciodvfy
-from tests.results.test_pipeline import FAST, ready, results_of, store, wait_for
+from tests.results.test_pipeline import FAST, ready, results_of, store
 
 
 @pytest.fixture
