@@ -10,8 +10,16 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
 
-from radai.archive.parse import Rejection, RejectReason, is_valid_uid, parse_instance
+from radai.archive.parse import Rejection, RejectReason, file_meta_group, is_valid_uid, parse_instance
+from radai.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from tests.fixtures.data import pydicom_data, sample_for_transfer_syntax, to_bytes, with_new_uids
+
+ACCEPTED = [
+    "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
+    "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81",
+    "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
+]
 
 
 def _ct() -> Dataset:
@@ -24,12 +32,7 @@ def _refused(data: bytes) -> Rejection:
     return info.value
 
 
-@pytest.mark.parametrize("ts", [
-    "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2",
-    "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
-    "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81",
-    "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
-])
+@pytest.mark.parametrize("ts", ACCEPTED)
 def test_every_accepted_transfer_syntax_parses_and_keeps_its_bytes(ts: str) -> None:
     data = to_bytes(with_new_uids(dcmread(sample_for_transfer_syntax(ts)), "parse"))
     parsed = parse_instance(data)
@@ -153,3 +156,72 @@ def test_uid_syntax() -> None:
     assert not is_valid_uid("1.2.")
     assert not is_valid_uid("1..2")
     assert not is_valid_uid("1.2." + "3" * 61)
+
+
+def _split(part10: bytes) -> tuple[bytes, bytes]:
+    """(File Meta Information group, data set bytes) of a PS3.10 file."""
+    end = 144 + int.from_bytes(part10[140:144], "little")
+    return part10[132:end], part10[end:]
+
+
+@pytest.mark.parametrize("ts", ACCEPTED)
+def test_bare_data_set_in_a_known_transfer_syntax(ts: str) -> None:
+    # What a C-STORE brings: the data set bytes, and the presentation context's syntax.
+    part10 = to_bytes(with_new_uids(dcmread(sample_for_transfer_syntax(ts)), "bare"))
+    _, body = _split(part10)
+    parsed = parse_instance(body, transfer_syntax_uid=ts)
+    assert parsed.transfer_syntax_uid == ts
+    assert parsed.data.endswith(body) and parsed.data[128:132] == b"DICM"
+    assert parsed.attributes == parse_instance(part10).attributes
+    stored = dcmread(io.BytesIO(parsed.data))
+    assert stored.file_meta.TransferSyntaxUID == ts
+    assert stored.file_meta.MediaStorageSOPInstanceUID == parsed.sop_instance_uid
+    assert stored.file_meta.ImplementationClassUID == IMPLEMENTATION_CLASS_UID
+
+
+@pytest.mark.parametrize("sop_instance", ["1.2.3.4", "1.2.3.45", "1.2.826.0.1.3680043.10.995.1.1.233"])
+def test_file_meta_group_is_what_pydicom_writes(sop_instance: str) -> None:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    meta.MediaStorageSOPInstanceUID = sop_instance
+    meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.90"
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    buf = DicomBytesIO()
+    buf.is_little_endian, buf.is_implicit_VR = True, False
+    write_file_meta_info(buf, meta, enforce_standard=True)
+    encoded = file_meta_group("1.2.840.10008.5.1.4.1.1.2", sop_instance, "1.2.840.10008.1.2.4.90")
+    assert encoded == buf.getvalue()
+
+
+def test_truncated_in_an_element_that_is_stepped_over() -> None:
+    ds = _ct()
+    ds.DataSetTrailingPadding = b"\0" * 20000  # (FFFC,FFFC): after Pixel Data, not read
+    data = to_bytes(ds)
+    assert parse_instance(data).sop_instance_uid == ds.SOPInstanceUID
+    assert _refused(data[:-5000]).reason is RejectReason.CANNOT_UNDERSTAND
+    _, body = _split(data)
+    with pytest.raises(Rejection) as info:
+        parse_instance(body[:-5000], transfer_syntax_uid="1.2.840.10008.1.2.1")
+    assert info.value.reason is RejectReason.CANNOT_UNDERSTAND
+
+
+def test_truncated_bare_deflated_data_set() -> None:
+    part10 = to_bytes(with_new_uids(dcmread(sample_for_transfer_syntax("1.2.840.10008.1.2.1.99")), "dfl"))
+    _, body = _split(part10)
+    with pytest.raises(Rejection) as info:
+        parse_instance(body[: len(body) // 2], transfer_syntax_uid="1.2.840.10008.1.2.1.99")
+    assert info.value.reason is RejectReason.CANNOT_UNDERSTAND
+
+
+def test_bare_data_set_in_a_transfer_syntax_radai_does_not_accept() -> None:
+    _, body = _split(pydicom_data("693_UNCR.dcm").read_bytes())
+    with pytest.raises(Rejection) as info:
+        parse_instance(body, transfer_syntax_uid="1.2.840.10008.1.2.4.100")
+    assert info.value.reason is RejectReason.TRANSFER_SYNTAX_NOT_SUPPORTED
+
+
+def test_text_with_a_known_transfer_syntax_is_not_dicom() -> None:
+    with pytest.raises(Rejection) as info:
+        parse_instance(b"%PDF-1.4 not a data set\n" * 64, transfer_syntax_uid="1.2.840.10008.1.2.1")
+    assert info.value.reason is RejectReason.CANNOT_UNDERSTAND

@@ -13,7 +13,10 @@ from __future__ import annotations
 import enum
 import io
 import re
+import struct
 import warnings
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,13 +24,12 @@ from pydicom import dcmread
 from pydicom.charset import convert_encodings
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.encaps import generate_fragments
 from pydicom.errors import InvalidDicomError
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_file_meta_info
+from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag
-from pydicom.uid import UID
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from radai.archive.sop_classes import is_storage_sop_class
 from radai.archive.transfer_syntaxes import ACCEPTED_TRANSFER_SYNTAXES
@@ -86,20 +88,25 @@ def is_valid_uid(value: str) -> bool:
 
 
 def parse_instance(data: bytes, *, expected_sop_instance_uid: str | None = None,
-                   expected_sop_class_uid: str | None = None) -> ParsedInstance:
+                   expected_sop_class_uid: str | None = None,
+                   transfer_syntax_uid: str | None = None) -> ParsedInstance:
     """Read and check one instance given as PS3.10 file bytes (or a bare dataset).
 
     Raises :class:`Rejection` for anything that must not be stored. A bare dataset
     (no preamble and File Meta Information) is given a File Meta header; its dataset
-    bytes are kept as they are.
+    bytes are kept as they are. ``transfer_syntax_uid`` is the transfer syntax of a
+    bare dataset when the caller knows it, e.g. a C-STORE data set in its presentation
+    context's transfer syntax (PS3.7 §9.3.1.1); without it the encoding of a bare
+    dataset is inferred (uncompressed syntaxes only).
     """
-    ds = _read(data)
-    meta: FileMetaDataset | None = getattr(ds, "file_meta", None)
     has_part10_header = data[128:132] == b"DICM"
-    if not has_part10_header and "SOPClassUID" not in ds and "SOPInstanceUID" not in ds:
-        # Read by force, without a header, and holding no SOP attributes: not DICOM at all.
-        raise Rejection(RejectReason.CANNOT_UNDERSTAND, "not a DICOM file")
-
+    if transfer_syntax_uid is not None and not has_part10_header:
+        if transfer_syntax_uid not in ACCEPTED_TRANSFER_SYNTAXES:
+            raise Rejection(RejectReason.TRANSFER_SYNTAX_NOT_SUPPORTED,
+                            "Transfer Syntax UID (0002,0010) is not one radai accepts")
+        ds = _read_bare(data, transfer_syntax_uid)
+    else:
+        ds = _read(data)
     sop_class = _uid(ds, "SOPClassUID")
     sop_instance = _uid(ds, "SOPInstanceUID")
     study = _uid(ds, "StudyInstanceUID")
@@ -115,11 +122,12 @@ def parse_instance(data: bytes, *, expected_sop_instance_uid: str | None = None,
         raise Rejection(RejectReason.SOP_CLASS_NOT_SUPPORTED,
                         "SOP Class UID (0008,0016) is not a storage SOP class radai accepts")
 
+    meta = getattr(ds, "file_meta", None)
     if has_part10_header and meta is not None and "TransferSyntaxUID" in meta:
         ts = str(meta.TransferSyntaxUID)
     else:
-        ts = _implied_transfer_syntax(ds)
-        data = _with_file_meta(data, ds, ts, sop_class, sop_instance)
+        ts = transfer_syntax_uid or _implied_transfer_syntax(ds)
+        data = _with_file_meta(data, ts, sop_class, sop_instance)
     if ts not in ACCEPTED_TRANSFER_SYNTAXES:
         raise Rejection(RejectReason.TRANSFER_SYNTAX_NOT_SUPPORTED,
                         "Transfer Syntax UID (0002,0010) is not one radai accepts")
@@ -135,16 +143,34 @@ def parse_instance(data: bytes, *, expected_sop_instance_uid: str | None = None,
     )
 
 
-def _read(data: bytes) -> Dataset:
-    if len(data) < 8:
-        raise Rejection(RejectReason.CANNOT_UNDERSTAND, "not a DICOM file: too short")
-    has_header = len(data) >= 132 and data[128:132] == b"DICM"
+class _Source(io.BytesIO):
+    """The bytes being read, noting whether a skipped element ran past their end.
+
+    Elements parse_instance does not need are stepped over (a seek by their length)
+    rather than read; one that claims more bytes than remain seeks past the end.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        # BytesIO shares ``data`` until written to; asking it for its buffer would copy.
+        super().__init__(data)
+        self.end = len(data)
+        self.overrun = False
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET, /) -> int:
+        at = super().seek(pos, whence)
+        if at > self.end:
+            self.overrun = True
+        return at
+
+
+def _reading(read: Callable[[], Dataset]) -> Dataset:
+    """Run a pydicom read, turning every way it fails into a :class:`Rejection`."""
     try:
         with warnings.catch_warnings():
             # pydicom warns (rather than fails) on a file cut short inside a sequence
             # or encapsulated Pixel Data; such a file is truncated.
             warnings.simplefilter("error")
-            return dcmread(io.BytesIO(data), force=not has_header)
+            return read()
     except InvalidDicomError:
         raise Rejection(RejectReason.CANNOT_UNDERSTAND, "not a DICOM file") from None
     except UserWarning as exc:
@@ -153,6 +179,53 @@ def _read(data: bytes) -> Dataset:
         raise Rejection(RejectReason.CANNOT_UNDERSTAND, "DICOM file could not be read") from None
     except Exception:  # noqa: BLE001 - pydicom raises many types on garbage input
         raise Rejection(RejectReason.CANNOT_UNDERSTAND, "DICOM file could not be read") from None
+
+
+def _read(data: bytes) -> Dataset:
+    """The elements radai needs of PS3.10 bytes (or of a bare dataset, read by force)."""
+    if len(data) < 8:
+        raise Rejection(RejectReason.CANNOT_UNDERSTAND, "not a DICOM file: too short")
+    has_header = len(data) >= 132 and data[128:132] == b"DICM"
+    source = _Source(data)
+    ds = _reading(lambda: dcmread(source, force=not has_header, specific_tags=_READ_TAGS))
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        # pydicom inflates a deflated data set into a buffer of its own, where a skipped
+        # element running past the end cannot be seen: read every element instead.
+        ds = _reading(lambda: dcmread(io.BytesIO(data), force=not has_header))
+    elif not has_header:
+        _check_read_by_force(ds, source)
+    elif source.overrun:
+        raise Rejection(RejectReason.CANNOT_UNDERSTAND, "DICOM file is truncated")
+    return ds
+
+
+def _read_bare(data: bytes, transfer_syntax_uid: str) -> Dataset:
+    """The elements radai needs of a bare dataset encoded in a known transfer syntax."""
+    if len(data) < 8:
+        raise Rejection(RejectReason.CANNOT_UNDERSTAND, "not a DICOM data set: too short")
+    syntax = UID(transfer_syntax_uid)
+    if syntax == DeflatedExplicitVRLittleEndian:
+        try:
+            # PS3.5 §A.5: the whole data set deflated (RFC 1951, no zlib header).
+            data = zlib.decompress(data, -zlib.MAX_WBITS)
+        except zlib.error:
+            raise Rejection(RejectReason.CANNOT_UNDERSTAND,
+                            "deflated data set is truncated or corrupt") from None
+    source = _Source(data)
+    ds = _reading(lambda: read_dataset(source, syntax.is_implicit_VR, syntax.is_little_endian,
+                                       specific_tags=_READ_TAGS))
+    _check_read_by_force(ds, source)
+    return ds
+
+
+def _check_read_by_force(ds: Dataset, source: _Source) -> None:
+    """Refuse a bare dataset that is not DICOM at all, or cut short."""
+    if "SOPClassUID" not in ds and "SOPInstanceUID" not in ds:
+        # Read without a header, and holding no SOP attributes: not DICOM at all.
+        raise Rejection(RejectReason.CANNOT_UNDERSTAND, "not a DICOM file")
+    if source.overrun:
+        raise Rejection(RejectReason.CANNOT_UNDERSTAND, "DICOM file is truncated")
 
 
 def _uid(ds: Dataset, keyword: str) -> str:
@@ -202,23 +275,44 @@ def _implied_transfer_syntax(ds: Dataset) -> str:
     return "1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2"
 
 
-def _with_file_meta(data: bytes, ds: Dataset, ts: str, sop_class: str, sop_instance: str) -> bytes:
+def _with_file_meta(data: bytes, ts: str, sop_class: str, sop_instance: str) -> bytes:
     """Prefix a bare dataset with a preamble and File Meta Information (PS3.10 §7.1)."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(sop_class)
-    meta.MediaStorageSOPInstanceUID = UID(sop_instance)
-    meta.TransferSyntaxUID = UID(ts)
-    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
-    buf = DicomBytesIO()
-    buf.is_little_endian = True
-    buf.is_implicit_VR = False
-    write_file_meta_info(buf, meta, enforce_standard=True)
     start = 0
     if data[:4] == b"\x02\x00\x00\x00" or data[:2] == b"\x02\x00":
         # A group 0002 without preamble: drop it, the new header replaces it.
         start = _end_of_group_2(data)
-    return b"\0" * 128 + b"DICM" + buf.getvalue() + data[start:]
+    return b"\0" * 128 + b"DICM" + file_meta_group(sop_class, sop_instance, ts) + data[start:]
+
+
+def _meta_element(element: int, vr: bytes, value: bytes) -> bytes:
+    # Explicit VR Little Endian (PS3.5 §7.1.2): OB has a 4-byte length after 2 reserved bytes.
+    if vr == b"OB":
+        return struct.pack("<HH2s2xI", 0x0002, element, vr, len(value)) + value
+    return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
+
+
+def _padded(text: str, pad: bytes) -> bytes:
+    raw = text.encode("ascii")
+    return raw + pad if len(raw) % 2 else raw
+
+
+def file_meta_group(sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str) -> bytes:
+    """radai's File Meta Information group (PS3.10 §7.1, Table 7.1-1), encoded.
+
+    Written for every instance received without one, so it is encoded directly
+    (measured: ~10 µs, against ~0.5 ms through pydicom's generic writer); the tests
+    check it equals what pydicom's ``write_file_meta_info`` writes. UIDs must already
+    be checked (ASCII digits and dots).
+    """
+    elements = b"".join((
+        _meta_element(0x0001, b"OB", b"\x00\x01"),  # File Meta Information Version
+        _meta_element(0x0002, b"UI", _padded(sop_class_uid, b"\0")),
+        _meta_element(0x0003, b"UI", _padded(sop_instance_uid, b"\0")),
+        _meta_element(0x0010, b"UI", _padded(transfer_syntax_uid, b"\0")),
+        _meta_element(0x0012, b"UI", _padded(IMPLEMENTATION_CLASS_UID, b"\0")),
+        _meta_element(0x0013, b"SH", _padded(IMPLEMENTATION_VERSION_NAME, b" ")),
+    ))
+    return _meta_element(0x0000, b"UL", struct.pack("<I", len(elements))) + elements
 
 
 def _end_of_group_2(data: bytes) -> int:
@@ -281,40 +375,62 @@ def _int(values: _Values, keyword: str) -> int | None:
         return None
 
 
+#: What the index keeps: (key, keyword, longest text kept, or None for an integer).
+_INDEX_ATTRIBUTES: tuple[tuple[str, str, int | None], ...] = (
+    ("patient_id", "PatientID", 64),
+    ("issuer_of_patient_id", "IssuerOfPatientID", 64),
+    ("patient_name", "PatientName", 324),
+    ("patient_birth_date", "PatientBirthDate", 8),
+    ("patient_sex", "PatientSex", 16),
+    ("patient_age", "PatientAge", 4),
+    ("study_date", "StudyDate", 8),
+    ("study_time", "StudyTime", 32),
+    ("accession_number", "AccessionNumber", 64),
+    ("study_id", "StudyID", 16),
+    ("study_description", "StudyDescription", 64),
+    ("referring_physician_name", "ReferringPhysicianName", 324),
+    ("modality", "Modality", 16),
+    ("series_number", "SeriesNumber", None),
+    ("series_description", "SeriesDescription", 64),
+    ("body_part_examined", "BodyPartExamined", 64),
+    ("view_position", "ViewPosition", 16),
+    ("series_date", "SeriesDate", 8),
+    ("series_time", "SeriesTime", 32),
+    ("performed_procedure_step_start_date", "PerformedProcedureStepStartDate", 8),
+    ("performed_procedure_step_start_time", "PerformedProcedureStepStartTime", 32),
+    ("institution_name", "InstitutionName", 64),
+    ("manufacturer", "Manufacturer", 64),
+    ("manufacturer_model_name", "ManufacturerModelName", 64),
+    ("station_name", "StationName", 16),
+    ("instance_number", "InstanceNumber", None),
+    ("rows", "Rows", None),
+    ("columns", "Columns", None),
+    ("bits_allocated", "BitsAllocated", None),
+    ("number_of_frames", "NumberOfFrames", None),
+    ("content_date", "ContentDate", 8),
+    ("content_time", "ContentTime", 32),
+)
+
+
+def _tag(keyword: str) -> int:
+    tag = tag_for_keyword(keyword)
+    assert tag is not None, keyword
+    return tag
+
+
+#: The only elements parse_instance reads: the SOP and hierarchy UIDs, what the index
+#: keeps, and Pixel Data (for the completeness checks). Every other element is stepped
+#: over by its length, which costs a fraction of reading it (measured: the elements of a
+#: CT slice in ~0.4 ms instead of ~0.8 ms). Specific Character Set is always read.
+_READ_TAGS: list[BaseTag | int] = sorted(
+    {_tag(k) for k in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")}
+    | {_tag(keyword) for _, keyword, _ in _INDEX_ATTRIBUTES}
+    | set(PIXEL_DATA_TAGS)
+)
+
+
 def index_attributes(ds: Dataset) -> dict[str, Any]:
     """The attributes the archive index keeps, read from a dataset (missing → empty)."""
     values = _Values(ds)
-    return {
-        "patient_id": _text(values, "PatientID", 64),
-        "issuer_of_patient_id": _text(values, "IssuerOfPatientID", 64),
-        "patient_name": _text(values, "PatientName", 324),
-        "patient_birth_date": _text(values, "PatientBirthDate", 8),
-        "patient_sex": _text(values, "PatientSex", 16),
-        "patient_age": _text(values, "PatientAge", 4),
-        "study_date": _text(values, "StudyDate", 8),
-        "study_time": _text(values, "StudyTime", 32),
-        "accession_number": _text(values, "AccessionNumber", 64),
-        "study_id": _text(values, "StudyID", 16),
-        "study_description": _text(values, "StudyDescription", 64),
-        "referring_physician_name": _text(values, "ReferringPhysicianName", 324),
-        "modality": _text(values, "Modality", 16),
-        "series_number": _int(values, "SeriesNumber"),
-        "series_description": _text(values, "SeriesDescription", 64),
-        "body_part_examined": _text(values, "BodyPartExamined", 64),
-        "view_position": _text(values, "ViewPosition", 16),
-        "series_date": _text(values, "SeriesDate", 8),
-        "series_time": _text(values, "SeriesTime", 32),
-        "performed_procedure_step_start_date": _text(values, "PerformedProcedureStepStartDate", 8),
-        "performed_procedure_step_start_time": _text(values, "PerformedProcedureStepStartTime", 32),
-        "institution_name": _text(values, "InstitutionName", 64),
-        "manufacturer": _text(values, "Manufacturer", 64),
-        "manufacturer_model_name": _text(values, "ManufacturerModelName", 64),
-        "station_name": _text(values, "StationName", 16),
-        "instance_number": _int(values, "InstanceNumber"),
-        "rows": _int(values, "Rows"),
-        "columns": _int(values, "Columns"),
-        "bits_allocated": _int(values, "BitsAllocated"),
-        "number_of_frames": _int(values, "NumberOfFrames"),
-        "content_date": _text(values, "ContentDate", 8),
-        "content_time": _text(values, "ContentTime", 32),
-    }
+    return {key: _int(values, keyword) if limit is None else _text(values, keyword, limit)
+            for key, keyword, limit in _INDEX_ATTRIBUTES}

@@ -49,15 +49,20 @@ class Archive:
 
     def store(self, data: bytes, *, source: str, source_ae_title: str = "",
               expected_sop_instance_uid: str | None = None,
-              expected_sop_class_uid: str | None = None) -> StoreOutcome:
-        """Check, write and index one instance given as PS3.10 bytes.
+              expected_sop_class_uid: str | None = None,
+              transfer_syntax_uid: str | None = None) -> StoreOutcome:
+        """Check, write and index one instance given as PS3.10 bytes (or a bare dataset).
 
+        ``transfer_syntax_uid`` is the transfer syntax of a bare dataset when the caller
+        knows it (a C-STORE data set: its presentation context's); the stored file then
+        gets radai's File Meta Information (see :func:`parse_instance`).
         Raises :class:`Rejection` when it is refused; the reason maps to a DIMSE status
         and to a STOW-RS failure reason.
         """
         try:
             parsed = parse_instance(data, expected_sop_instance_uid=expected_sop_instance_uid,
-                                    expected_sop_class_uid=expected_sop_class_uid)
+                                    expected_sop_class_uid=expected_sop_class_uid,
+                                    transfer_syntax_uid=transfer_syntax_uid)
             outcome = self._store_parsed(parsed, source=source, source_ae_title=source_ae_title)
         except Rejection as rej:
             self.metrics.instances_rejected.labels(source=source, reason=rej.reason.name).inc()

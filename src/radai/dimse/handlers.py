@@ -138,10 +138,15 @@ def handle_echo(event: evt.Event, node: DimseNode) -> int:
 
 
 def handle_store(event: evt.Event, node: DimseNode) -> Dataset | int:
-    """C-STORE (PS3.4 Annex B): store the data set as received; refusals per Table B.2-1."""
+    """C-STORE (PS3.4 Annex B): store the data set as received; refusals per Table B.2-1.
+
+    The data set bytes go to the archive with the transfer syntax of their presentation
+    context (PS3.7 §9.3.1.1); the archive adds radai's File Meta Information.
+    """
     request: Any = event.request
     try:
-        data = event.encoded_dataset()
+        data = event.encoded_dataset(include_meta=False)
+        transfer_syntax = str(event.context.transfer_syntax)
     except Exception as exc:  # noqa: BLE001 - a request pynetdicom could not frame
         log.warning("C-STORE request without a readable data set (%s)", type(exc).__name__)
         return _status(int(Status.UNABLE_TO_PROCESS), "the data set cannot be read")
@@ -150,6 +155,7 @@ def handle_store(event: evt.Event, node: DimseNode) -> Dataset | int:
             data, source="dimse", source_ae_title=_calling_ae(event.assoc),
             expected_sop_instance_uid=str(request.AffectedSOPInstanceUID or "").strip("\0 "),
             expected_sop_class_uid=str(request.AffectedSOPClassUID or "").strip("\0 "),
+            transfer_syntax_uid=transfer_syntax,
         )
     except Rejection as rej:
         return _status(STORE_STATUS[rej.reason], rej.message)
