@@ -38,7 +38,8 @@ def test_critical_before_urgent_before_routine_before_negative(radai: Radai) -> 
     top = page.items[0]
     # The badge shows the most urgent positive finding first, and the explanation says why.
     assert [(f.label, f.positive) for f in top.findings] == [("pneumonia", True), ("nodule", True)]
-    assert top.priority_explanation.startswith("400 = critical positive AI finding (pneumonia) 400 + waiting")
+    assert top.priority_explanation.startswith(
+        "400 = 400 for a critical positive AI finding (pneumonia) + 0 for waiting")
     assert page.items[-1].ai_result == "negative" and page.items[-1].priority < 1
 
 
@@ -63,7 +64,7 @@ def test_an_emergency_outranks_an_urgent_finding_but_not_a_critical_one(radai: R
     assert order[3:] == ["urgent", "plain"]
     ed = next(i for i in page.items if i.study_instance_uid == names["from-ed"])
     assert ed.emergency == "ed-modalities"
-    assert "clinical emergency (rule ed-modalities) 300" in ed.priority_explanation
+    assert "300 for a clinical emergency (rule ed-modalities)" in ed.priority_explanation
     # Without the rules nothing is an emergency.
     assert all(i.emergency is None for i in _page(radai).items)
 
@@ -82,7 +83,7 @@ def test_a_normal_study_waiting_past_its_sla_overtakes_a_fresh_positive_one(rada
     assert _order(page, names) == ["overdue-normal", "fresh-positive", "waiting-normal"]
     overdue = page.items[0]
     assert overdue.overdue and overdue.sla_minutes == sla
-    assert overdue.priority_explanation.startswith("110 = waiting 4 h 24 min of a 4 h 00 min SLA 110")
+    assert overdue.priority_explanation.startswith("110 = 110 for waiting 4 h 24 min of a 4 h 00 min SLA")
 
 
 def test_waiting_is_capped_so_urgent_findings_still_come_first(radai: Radai) -> None:

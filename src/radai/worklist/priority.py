@@ -62,9 +62,18 @@ class Priority:
         return self.waited_minutes > self.sla_minutes
 
     def explain(self) -> str:
-        """The priority in one line, e.g. ``200 = urgent positive AI finding (pneumonia) 200 + …``."""
-        terms = " + ".join(f"{p.why} {p.points:.0f}" for p in self.parts) or "nothing yet"
+        """The priority in one line, each term's points before the reason for them, e.g.
+        ``200 = 200 for an urgent positive AI finding (pneumonia) + 0 for waiting 5 min of a 4 h 00 min SLA``.
+        """
+        terms = " + ".join(f"{p.points:.0f} for {_article(p.why)}" for p in self.parts) or "nothing yet"
         return f"{self.score:.0f} = {terms}"
+
+
+def _article(why: str) -> str:
+    # "200 for urgent positive AI finding" reads as a list of codes; "for an urgent …" as a sentence.
+    if why.startswith(("routine ", "urgent ", "critical ", "clinical ")):
+        return ("an " if why[0] in "aeiou" else "a ") + why
+    return why
 
 
 def most_urgent(urgencies: list[str]) -> str | None:
