@@ -8,6 +8,7 @@ writes and indexes them before the status goes back. Log lines name attributes a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from radai.archive.service import Archive
 from radai.config import DimseSettings
 from radai.db import Database
 from radai.dimse import qr, scu
+from radai.dimse.audit import FIND_ACTION, GET_ACTION, MOVE_ACTION, DimseAudit
 from radai.dimse.network import set_nodelay
 from radai.dimse.status import STORE_STATUS, Status, status_class
 from radai.metrics import Metrics
@@ -51,6 +53,7 @@ class DimseNode:
     archive: Archive
     db: Database
     metrics: Metrics
+    audit: DimseAudit
 
 
 def _status(code: int, comment: str = "") -> Dataset:
@@ -98,6 +101,7 @@ def handle_requested(event: evt.Event, node: DimseNode) -> None:
     address = str(assoc.requestor.address)
     if not is_allowed(node.settings, calling, address):
         log.warning("association refused: calling AE title not allowed")
+        node.audit.refused(event)
         assoc.acse.send_reject(*_REJECT_CALLING_AE)
         # As pynetdicom's own rejections do: wait until the A-ASSOCIATE-RJ is out and the
         # upper layer has stopped, before the connection is closed.
@@ -111,19 +115,23 @@ def handle_conn_open(event: evt.Event, node: DimseNode) -> None:
 
 
 def handle_conn_close(event: evt.Event, node: DimseNode) -> None:
-    """``EVT_CONN_CLOSE``: the connection is gone."""
+    """``EVT_CONN_CLOSE``: the connection is gone (requests it left unfinished are audited)."""
     node.metrics.associations_active.dec()
+    node.audit.association_closed(event)
 
 
 def handle_dimse_sent(event: evt.Event, node: DimseNode) -> None:
-    """``EVT_DIMSE_SENT``: count every final response by message and status class."""
-    message = _RESPONSES.get(type(event.message).__name__)
+    """``EVT_DIMSE_SENT``: count every final response by message and status class; a
+    final C-FIND, C-MOVE or C-GET response writes that request's audit rows."""
+    message_type = type(event.message).__name__
+    message = _RESPONSES.get(message_type)
     if message is None:
         return
     status = int(event.message.command_set.Status)
     label = status_class(status)
     if label != "pending":
         node.metrics.dimse_requests.labels(message=message, status=label).inc()
+    node.audit.response_sent(event, message_type)
 
 
 # --- verification ------------------------------------------------------------------
@@ -169,12 +177,17 @@ def handle_store(event: evt.Event, node: DimseNode) -> Dataset | int:
 
 
 def handle_find(event: evt.Event, node: DimseNode) -> Iterator[tuple[Any, Dataset | None]]:
-    """C-FIND (PS3.4 Annex C.4.1): Patient Root and Study Root, every level."""
+    """C-FIND (PS3.4 Annex C.4.1): Patient Root and Study Root, every level.
+
+    The studies of the matches returned are audited (see :mod:`radai.dimse.audit`).
+    """
+    access = node.audit.begin(event, FIND_ACTION)
     levels = qr.FIND_MODELS[str(event.request.AffectedSOPClassUID)]
     try:
         request = qr.parse_find(event.identifier, levels)
         with node.db.session() as session:
             rows = qr.find(session, request)
+            studies = qr.row_studies(session, rows)
     except qr.IdentifierError as exc:
         log.info("C-FIND refused: %s", exc.message)
         yield _status(int(exc.status), exc.message), None
@@ -183,10 +196,11 @@ def handle_find(event: evt.Event, node: DimseNode) -> Iterator[tuple[Any, Datase
         log.warning("C-FIND failed (%s)", type(exc).__name__)
         yield _status(int(Status.UNABLE_TO_PROCESS), "the query could not be processed"), None
         return
-    for row in rows:
+    for row, row_studies in zip(rows, studies, strict=True):
         if event.is_cancelled:
             yield Status.CANCEL, None
             return
+        access.add(row_studies)
         yield Status.PENDING, qr.response_identifier(row, request, retrieve_ae_title=node.ae_title)
 
 
@@ -229,14 +243,21 @@ def handle_move(event: evt.Event, node: DimseNode) -> Iterator[Any]:
     here, sends each yielded data set as a C-STORE sub-operation, counts the
     sub-operation outcomes and sends the pending and final responses (0x0000, 0xB000,
     0xA702). An identifier radai cannot use ends the request before any association
-    with a Cxxx (Unable to process) status.
+    with a Cxxx (Unable to process) status. The studies covered are audited, a refused
+    destination as denied (see :mod:`radai.dimse.audit`).
     """
+    access = node.audit.begin(event, MOVE_ACTION)
     peer = node.settings.peer(str(event.move_destination or ""))
     if peer is None:
         log.info("C-MOVE refused: move destination is not a configured peer")
+        # What was asked for, for the audit log; nothing is sent. An identifier radai
+        # cannot use names no study.
+        with contextlib.suppress(Exception):
+            access.add(i.study_instance_uid for i in _items(event, node, qr.MOVE_MODELS))
         yield None, None
         return
     items = _items(event, node, qr.MOVE_MODELS)
+    access.add(i.study_instance_uid for i in items)
     holder: dict[str, Association] = {}
 
     def accepted(ev: evt.Event) -> None:
@@ -258,8 +279,11 @@ def handle_get(event: evt.Event, node: DimseNode) -> Iterator[Any]:
 
     The requestor proposes storage contexts with the SCP role (SCP/SCU Role Selection,
     PS3.7 §D.3.3.4); pynetdicom counts sub-operations and sends the final status.
+    The studies covered are audited (see :mod:`radai.dimse.audit`).
     """
+    access = node.audit.begin(event, GET_ACTION)
     items = _items(event, node, qr.GET_MODELS)
+    access.add(i.study_instance_uid for i in items)
     yield len(items)
     yield from _sub_operations(event, node, items, event.assoc)
 

@@ -16,8 +16,10 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag, Tag
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from radai.archive.models import Study
 from radai.archive.query import ATTRIBUTES, ATTRIBUTES_BY_TAG, UNIQUE_KEYS, Level, Match, QueryError, Row, run
 from radai.dimse.status import Status
 
@@ -154,6 +156,23 @@ def find(session: Session, request: FindRequest) -> list[Row]:
         raise IdentifierError(Status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc)) from None
 
 
+def row_studies(session: Session, rows: Sequence[Row]) -> list[tuple[str, ...]]:
+    """The Study Instance UIDs whose data each row discloses, for the audit log.
+
+    A row of the study level or below belongs to its study; a patient-level row shows
+    the patient's demographics, which belong to every study of that patient.
+    """
+    patients = {row.patient.id for row in rows if row.study is None}
+    by_patient: dict[int, list[str]] = {}
+    if patients:
+        for patient_pk, study_uid in session.execute(
+                select(Study.patient_pk, Study.study_instance_uid).where(Study.patient_pk.in_(patients))
+                .order_by(Study.id)):
+            by_patient.setdefault(patient_pk, []).append(study_uid)
+    return [(row.study.study_instance_uid,) if row.study is not None
+            else tuple(by_patient.get(row.patient.id, ())) for row in rows]
+
+
 def _value(vr: str, value: Any) -> Any:
     if value is None or value == "":
         return None
@@ -203,6 +222,7 @@ class RetrieveItem:
     sop_class_uid: str
     transfer_syntax_uid: str
     relative_path: str
+    study_instance_uid: str
 
 
 def parse_retrieve(identifier: Dataset, levels: Sequence[Level]) -> tuple[Level, list[Match]]:
@@ -249,8 +269,8 @@ def retrieve_items(session: Session, matches: Sequence[Match]) -> list[RetrieveI
         raise IdentifierError(Status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc)) from None
     items = []
     for row in rows:
-        inst = row.instance
-        assert inst is not None
+        inst, study = row.instance, row.study
+        assert inst is not None and study is not None
         items.append(RetrieveItem(inst.sop_instance_uid, inst.sop_class_uid,
-                                  inst.transfer_syntax_uid, inst.path))
+                                  inst.transfer_syntax_uid, inst.path, study.study_instance_uid))
     return items

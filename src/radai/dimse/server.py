@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from radai.dimse.audit import DimseAudit
 from radai.dimse.handlers import DimseNode
 from radai.dimse.listener import Listener
 from radai.dimse.workers import WorkerPool
@@ -27,7 +28,8 @@ class DimseServer:
     def __init__(self, radai: Radai) -> None:
         self._settings = radai.settings
         self.node = DimseNode(ae_title=radai.settings.ae_title, settings=radai.settings.dimse,
-                              archive=radai.archive, db=radai.db, metrics=radai.metrics)
+                              archive=radai.archive, db=radai.db, metrics=radai.metrics,
+                              audit=DimseAudit(radai.db))
         self._listener: Listener | None = None
         self._workers: WorkerPool | None = None
 

@@ -95,6 +95,7 @@ def run_worker(settings_data: dict[str, Any], port: int, conn: Connection) -> No
     from radai.archive.service import Archive
     from radai.archive.storage import FileStorage
     from radai.db import Database
+    from radai.dimse.audit import DimseAudit
     from radai.dimse.handlers import DimseNode
     from radai.dimse.listener import Listener
     from radai.logs import setup_logging
@@ -107,7 +108,7 @@ def run_worker(settings_data: dict[str, Any], port: int, conn: Connection) -> No
     metrics = Metrics()
     archive = Archive(db=db, storage=FileStorage(settings.storage_dir), indexer=indexer, metrics=metrics)
     node = DimseNode(ae_title=settings.ae_title, settings=settings.dimse, archive=archive, db=db,
-                     metrics=metrics)
+                     metrics=metrics, audit=DimseAudit(db))
     listener = Listener(node, settings.host, port, share_port=True)
     reporter = _Reporter(metrics)
     try:
