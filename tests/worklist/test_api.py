@@ -142,7 +142,8 @@ def test_pages_and_their_audit_trail(auth_radai: Radai, client: TestClient, user
     assert "Test model test-onnx 1.0 (radai tests) · licence: Apache-2.0" in study.text
     assert "Probability 77.0% · operating point 50.0%" in study.text
     side = client.get(f"/studies/{uid}", params={"compare": prior}).text
-    assert f"StudyInstanceUIDs={uid}%2C{prior}" in side
+    # Side by side: both studies, in OHIF's layout for comparing a study with a prior.
+    assert f"StudyInstanceUIDs={uid}%2C{prior}&amp;hangingProtocolId=%40ohif%2FhpCompare" in side
     csrf = client.cookies.get("radai_csrf")
     assert csrf
     refused = client.post(f"/studies/{uid}/findings/{fid}/verdict", data={"verdict": "agree"})

@@ -120,6 +120,19 @@ def worklist_rows(request: Request, radai: RadaiDep, audit: Audit, modality: Mod
     return render(request, "worklist_rows.html", _context(request, radai, page, filters))
 
 
+#: OHIF's hanging protocol that lays the first study out next to the second (its prior);
+#: without it OHIF shows only the first study and lists the other in its study browser.
+COMPARE_PROTOCOL = "@ohif/hpCompare"
+
+
+def viewer_url(study_uids: list[str]) -> str:
+    """The embedded viewer's URL: one study, or a study and a prior side by side."""
+    query = {"StudyInstanceUIDs": ",".join(study_uids)}
+    if len(study_uids) > 1:
+        query["hangingProtocolId"] = COMPARE_PROTOCOL
+    return "/viewer/viewer?" + urlencode(query)
+
+
 def _study_context(request: Request, radai: RadaiDep, user: CurrentUser, study_uid: str,
                    compare: str | None) -> dict[str, object]:
     now = utcnow()
@@ -138,7 +151,7 @@ def _study_context(request: Request, radai: RadaiDep, user: CurrentUser, study_u
         "signed": [r for r in reading.reports if r.status == "signed"],
         "can_review": user.may(Capability.REVIEW), "verdicts": list(VerdictValue),
         "choices": code_choices(radai.models, {f.model_id for f in item.findings}),
-        "viewer_url": "/viewer/viewer?" + urlencode({"StudyInstanceUIDs": ",".join(shown)}),
+        "viewer_url": viewer_url(shown),
         "comparing": compare if len(shown) > 1 else None, "duration": duration_words,
     }
 
