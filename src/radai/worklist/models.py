@@ -17,8 +17,9 @@ Verdict semantics (what model monitoring reads as ground truth)
 - A **report** is the reader's free text with a version number per study. A draft is
   editable; signing freezes it, copies the signer's verdicts and missed findings into
   :class:`ReportVerdict` rows (a snapshot that later changes of the working verdicts
-  never touch), stores a DICOM Basic Text SR of it in the archive and takes the study
-  off the worklist. An addendum is a new version, signed the same way.
+  never touch), stores a DICOM Comprehensive SR of it in the archive (TID 2000 shape
+  with the verdicts coded, :mod:`radai.worklist.report_sr`) and takes the study off
+  the worklist. An addendum is a new version, signed the same way.
 - The **ground truth label** of a finding is the verdict in the latest signed report
   version of its study (:func:`radai.worklist.service.ground_truth`): truth is
   ``ai_positive`` for ``agree``, ``not ai_positive`` for ``disagree``, unknown for
