@@ -11,8 +11,10 @@ Decoding of compressed transfer syntaxes goes through pydicom's pixel handlers
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
+from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 
@@ -34,6 +36,10 @@ class Window:
             raise ValueError("window width must be at least 1")
         if self.function.upper() not in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
             raise ValueError("window function must be LINEAR, LINEAR_EXACT or SIGMOID")
+
+
+#: Heatmap values below this fraction of the range leave the image untouched.
+HEAT_FLOOR = 0.2
 
 
 def number_of_frames(ds: Dataset) -> int:
@@ -139,3 +145,42 @@ def _to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
         return np.zeros(values.shape, dtype=np.uint8)
     scaled = (values.astype(np.float32) - low) / (high - low)
     return np.asarray(np.round(np.clip(scaled, 0.0, 1.0) * 255.0), dtype=np.uint8)
+
+
+def model_frame(ds: Dataset, rule: str) -> int:
+    """The frame a model reads of a (multi-frame) image under its manifest's ``input.frames``
+    rule, and the one its heatmap is drawn over: the first, or the middle one (``all``,
+    for volumes, also shows the middle one)."""
+    return 0 if rule == "first" else (number_of_frames(ds) - 1) // 2
+
+
+def overlay(image: np.ndarray, heat: np.ndarray | None, *, opacity: float = 0.45) -> np.ndarray:
+    """``image`` (H×W grey or H×W×3 RGB, uint8) as RGB with ``heat`` (0..1) blended in.
+
+    The heatmap is resized (bilinear) to the image; where it is below
+    :data:`HEAT_FLOOR` the image is unchanged, above it the "jet" colour is mixed in up
+    to ``opacity``.
+    """
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError("heatmap opacity must be between 0 and 1")
+    rgb = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
+    rgb = rgb.astype(np.float32)
+    if heat is None:
+        return np.asarray(rgb, dtype=np.uint8)
+    rows, cols = rgb.shape[:2]
+    values = np.nan_to_num(np.asarray(heat, dtype=np.float32), nan=0.0)
+    values = np.clip(values, 0.0, 1.0)
+    if values.shape != (rows, cols):
+        values = np.asarray(Image.fromarray(values, mode="F").resize((cols, rows), Image.Resampling.BILINEAR))
+    colours = _jet_lut()[np.round(values * 255.0).astype(np.uint8)]
+    alpha = (opacity * np.clip((values - HEAT_FLOOR) / (1.0 - HEAT_FLOOR), 0.0, 1.0))[..., None]
+    out = rgb * (1.0 - alpha) + colours * alpha
+    return np.asarray(np.round(np.clip(out, 0, 255)), dtype=np.uint8)
+
+
+@cache
+def _jet_lut() -> np.ndarray:
+    """matplotlib's "jet" as a 256-entry RGB table (looking up 8-bit levels is fast)."""
+    from matplotlib import colormaps
+
+    return np.asarray(colormaps["jet"](np.linspace(0.0, 1.0, 256))[:, :3] * 255.0, dtype=np.float32)

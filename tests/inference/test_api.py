@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -90,6 +91,17 @@ def test_findings_of_a_study(api: Api, processed: dict[str, str]) -> None:
     png = api.get(f["heatmap_url"])
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(png.content)).size == (32, 32)
+    # Over its source image (CT_small, 128×128), as the findings panel shows it: the image's
+    # size and grey levels, with the map's colours where it is hot.
+    over = api.get(f["heatmap_url"], params={"view": "overlay", "size": 64})
+    assert over.status_code == 200 and over.headers["content-type"] == "image/png"
+    picture = Image.open(io.BytesIO(over.content))
+    assert picture.mode == "RGB" and picture.size == (64, 64)
+    rgb = np.asarray(picture, dtype=np.int16)
+    coloured = (np.abs(rgb[..., 0] - rgb[..., 2]) > 30).mean()
+    assert 0.0 < coloured < 1.0
+    assert api.get(f["heatmap_url"], params={"view": "overlay"}).content != png.content
+    assert api.get(f["heatmap_url"], params={"view": "3d"}).status_code == 422
     refused = api.get(f"/api/v1/studies/{processed['refused']}/findings").json()
     assert refused["findings"] == []
     assert api.get("/api/v1/studies/1.2.3.4/findings").status_code == 404

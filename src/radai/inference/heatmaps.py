@@ -1,4 +1,5 @@
-"""Heatmap files: a float array (``.npy``) and an 8-bit grayscale picture (``.png``).
+"""Heatmap files: a float array (``.npy``) and an 8-bit grayscale picture (``.png``);
+and the heatmap drawn over its source image, for people to look at.
 
 Paths come from a hash of the task and the finding's code only, never from tag text:
 ``heatmaps/ab/cd/abcd….npy`` below the data folder. Writing is atomic (temporary file,
@@ -15,6 +16,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from pydicom.dataset import Dataset
+
+from radai.imaging import display_frame, overlay
 
 HEATMAP_FOLDER = "heatmaps"
 
@@ -55,3 +59,14 @@ def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
+
+
+def overlay_png(ds: Dataset, *, frame: int, heat: np.ndarray, max_side: int, opacity: float) -> bytes:
+    """The source image as shown (radai.imaging.display_frame), scaled to fit ``max_side``
+    with its aspect kept, the heatmap blended in as in the result secondary captures
+    (radai.imaging.overlay), as PNG. Raises radai.imaging.PixelError for unreadable pixels."""
+    picture = Image.fromarray(display_frame(ds, frame))
+    picture.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    Image.fromarray(overlay(np.asarray(picture), heat, opacity=opacity), mode="RGB").save(buf, format="PNG")
+    return buf.getvalue()

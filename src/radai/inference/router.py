@@ -7,13 +7,15 @@ is mounted (radai.app).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
+from pydicom import dcmread
 
 from radai.auth.deps import Audit
-from radai.inference.heatmaps import png_path
+from radai.imaging import PixelError, model_frame
+from radai.inference.heatmaps import load_heatmap, overlay_png, png_path
 from radai.inference.models import TaskState
 from radai.inference.schemas import StudyFindingsOut, StudyRoutingOut, TaskOut, TaskPage
 from radai.inference.service import (
@@ -26,6 +28,7 @@ from radai.inference.service import (
     task_page,
     task_view,
 )
+from radai.models.registry import ModelNotFound
 from radai.web.deps import RadaiDep
 
 router = APIRouter(prefix="/api/v1", tags=["inference"])
@@ -86,17 +89,41 @@ def get_task(task_id: int, radai: RadaiDep, audit: Audit) -> TaskOut:
     return task
 
 
-@router.get("/findings/{finding_id}/heatmap.png", response_class=FileResponse,
+@router.get("/findings/{finding_id}/heatmap.png", response_class=Response,
             responses={200: {"content": {"image/png": {}}}})
-def get_heatmap(finding_id: int, radai: RadaiDep, audit: Audit) -> FileResponse:
-    """The heatmap of a positive finding as an 8-bit grayscale PNG over the model input."""
+def get_heatmap(finding_id: int, radai: RadaiDep, audit: Audit,
+                view: Annotated[Literal["heatmap", "overlay"], Query(
+                    description="heatmap: the 8-bit grayscale map over the model input; overlay: "
+                                "the source image with the map blended in, as in the AI secondary "
+                                "captures.")] = "heatmap",
+                size: Annotated[int, Query(ge=32, le=2048,
+                                           description="overlay: the longest side in pixels.")] = 512,
+                ) -> Response:
+    """The heatmap of a positive finding, alone or over its source image (404: none)."""
     with radai.db.session() as s:
         try:
-            study_uid, relative = heatmap_of(s, finding_id=finding_id)
+            ref = heatmap_of(s, finding_id=finding_id)
         except FindingNotFound:
             raise HTTPException(404, f"finding {finding_id} has no heatmap") from None
-    path = png_path(radai.settings.data_dir / relative)
+    path = radai.settings.data_dir / ref.heatmap_path
     if not path.is_file():
         raise HTTPException(404, f"the heatmap of finding {finding_id} is missing")
-    audit.record(study_uid, action="findings.heatmap")
-    return FileResponse(path, media_type="image/png")
+    if view == "heatmap":
+        audit.record(ref.study_instance_uid, action="findings.heatmap")
+        return FileResponse(png_path(path), media_type="image/png")
+    source = radai.archive.instance_path(ref.sop_instance_uid) if ref.sop_instance_uid else None
+    if source is None:
+        raise HTTPException(404, f"the source image of finding {finding_id} is not in the archive")
+    try:
+        rule = radai.models.get(ref.model_id, ref.model_version).manifest.input.frames
+    except ModelNotFound:
+        rule = "first"
+    try:
+        ds = dcmread(source)
+        picture = overlay_png(ds, frame=model_frame(ds, rule), heat=load_heatmap(radai.settings.data_dir,
+                                                                                 ref.heatmap_path),
+                              max_side=size, opacity=radai.settings.results.heatmap_opacity)
+    except PixelError:
+        raise HTTPException(422, f"the source image of finding {finding_id} cannot be decoded") from None
+    audit.record(ref.study_instance_uid, action="findings.heatmap")
+    return Response(picture, media_type="image/png")

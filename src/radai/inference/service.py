@@ -428,11 +428,26 @@ class FindingNotFound(LookupError):
     """No finding with this id, or it has no heatmap."""
 
 
-def heatmap_of(session: Session, *, finding_id: int) -> tuple[str, str]:
-    """(Study Instance UID, heatmap path relative to the data folder) of a finding."""
-    row = session.execute(select(Study.study_instance_uid, Finding.heatmap_path)
+@dataclass(frozen=True)
+class HeatmapRef:
+    """Where a finding's heatmap lies and what it is drawn over."""
+
+    study_instance_uid: str
+    #: The heatmap file (``.npy``, a ``.png`` beside it) relative to the data folder.
+    heatmap_path: str
+    #: The image carrying the finding ("" when the model gave none).
+    sop_instance_uid: str
+    model_id: str
+    model_version: str
+
+
+def heatmap_of(session: Session, *, finding_id: int) -> HeatmapRef:
+    """The heatmap of a finding, its study and source image (FindingNotFound: none)."""
+    row = session.execute(select(Study.study_instance_uid, Finding.heatmap_path, Finding.sop_instance_uid,
+                                 Finding.model_id, Finding.model_version)
                           .join(Study, Study.id == Finding.study_pk)
                           .where(Finding.id == finding_id)).first()
     if row is None or not row[1]:
         raise FindingNotFound(f"finding {finding_id} has no heatmap")
-    return str(row[0]), str(row[1])
+    return HeatmapRef(study_instance_uid=row[0], heatmap_path=row[1], sop_instance_uid=row[2],
+                      model_id=row[3], model_version=row[4])

@@ -36,6 +36,7 @@ from radai.imaging import (
     display_frame,
     is_color,
     modality_values,
+    model_frame,
     number_of_frames,
     stored_frame,
 )
@@ -71,8 +72,7 @@ def prepare_input(ds: Dataset, spec: InputSpec) -> np.ndarray:
             volume = np.stack(slices)  # D×H×W×C
             return np.ascontiguousarray(volume if spec.layout == "NHWC"
                                         else volume.transpose(3, 0, 1, 2))
-        index = 0 if spec.frames == "first" else (frames - 1) // 2
-        image = _frame_image(ds, index, spec)
+        image = _frame_image(ds, model_frame(ds, spec.frames), spec)
     except PixelError as exc:
         raise _defect(f"unreadable pixels: {exc}") from None
     return np.ascontiguousarray(image if spec.layout == "NHWC" else image.transpose(2, 0, 1))

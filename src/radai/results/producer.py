@@ -37,7 +37,7 @@ from radai.archive.models import Instance, Series
 from radai.archive.parse import Rejection
 from radai.archive.service import Archive
 from radai.db import Database
-from radai.imaging import PixelError, number_of_frames
+from radai.imaging import PixelError, model_frame
 from radai.inference.events import Phase, TaskEvent, TaskEventHub
 from radai.inference.heatmaps import load_heatmap
 from radai.inference.models import Finding, InferenceTask, TaskState
@@ -270,8 +270,7 @@ class ResultWorker:
             raise LookupError(f"source instance {uid_ref(sop_instance_uid)} is not in the archive")
         ds = dcmread(self.archive.storage.path(row[0]), stop_before_pixels=not pixels)
         # The frame the model read, chosen as radai.models.preprocess chooses it.
-        frame = 0 if frames_rule == "first" else (number_of_frames(ds) - 1) // 2
-        return SourceImage(ds, int(row[1]), frame)
+        return SourceImage(ds, int(row[1]), model_frame(ds, frames_rule))
 
 
 def _frames_rule(manifest_json: str) -> str:

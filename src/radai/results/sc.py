@@ -41,7 +41,7 @@ from pydicom.uid import (
     JPEGLSNearLossless,
 )
 
-from radai.imaging import display_frame
+from radai.imaging import display_frame, overlay
 from radai.models.api import FindingScore
 from radai.results.common import (
     CHARACTER_SET,
@@ -60,8 +60,6 @@ from radai.results.inputs import Heatmap, SourceImage
 SC_SERIES_NUMBER = 9902
 #: Below this many rows or columns a source is exempt from the size rule.
 SIZE_RULE_MIN = 512
-#: Heatmap values below this fraction of the range leave the image untouched.
-HEAT_FLOOR = 0.2
 #: (121322, DCM, "Source image for image processing operation"), PS3.16 CID 7202.
 _SOURCE_PURPOSE = ("121322", "DCM", "Source image for image processing operation")
 _FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
@@ -80,38 +78,6 @@ def caption_lines(algorithm: Algorithm, findings: Sequence[FindingScore]) -> lis
             f"{f.label}: {f.probability:.2f} ({'positive' if f.positive else 'negative'})"
             for f in findings))
     return lines
-
-
-def overlay(image: np.ndarray, heat: np.ndarray | None, *, opacity: float = 0.45) -> np.ndarray:
-    """``image`` (H×W grey or H×W×3 RGB, uint8) as RGB with ``heat`` (0..1) blended in.
-
-    The heatmap is resized (bilinear) to the image; where it is below
-    :data:`HEAT_FLOOR` the image is unchanged, above it the "jet" colour is mixed in up
-    to ``opacity``.
-    """
-    if not 0.0 <= opacity <= 1.0:
-        raise ValueError("heatmap opacity must be between 0 and 1")
-    rgb = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
-    rgb = rgb.astype(np.float32)
-    if heat is None:
-        return np.asarray(rgb, dtype=np.uint8)
-    rows, cols = rgb.shape[:2]
-    values = np.nan_to_num(np.asarray(heat, dtype=np.float32), nan=0.0)
-    values = np.clip(values, 0.0, 1.0)
-    if values.shape != (rows, cols):
-        values = np.asarray(Image.fromarray(values, mode="F").resize((cols, rows), Image.Resampling.BILINEAR))
-    colours = _jet_lut()[np.round(values * 255.0).astype(np.uint8)]
-    alpha = (opacity * np.clip((values - HEAT_FLOOR) / (1.0 - HEAT_FLOOR), 0.0, 1.0))[..., None]
-    out = rgb * (1.0 - alpha) + colours * alpha
-    return np.asarray(np.round(np.clip(out, 0, 255)), dtype=np.uint8)
-
-
-@cache
-def _jet_lut() -> np.ndarray:
-    """matplotlib's "jet" as a 256-entry RGB table (looking up 8-bit levels is fast)."""
-    from matplotlib import colormaps
-
-    return np.asarray(colormaps["jet"](np.linspace(0.0, 1.0, 256))[:, :3] * 255.0, dtype=np.float32)
 
 
 @cache
