@@ -43,6 +43,8 @@ def test_demo_loads_processes_validates_and_prints_where_to_look(tmp_path: Path,
     assert re.search(r"imported pydicom-data: 10 stored, 0 already there, 0 rejected", out)
     assert "not everything is processed yet" not in out
     assert "/worklist" in out and "/dicom-web" in out
+    # One summary row per study and model: 16 radiographs, the CR chest and the MR head.
+    assert out.count("│ pneumonia-peds ") == 17 and out.count("│ brain-tumor-mri ") == 1
     users = re.findall(r"│ (admin|radiologist|annotator|vendor|auditor)\s+│ \w+\s+│ (\S+)\s+│", out)
     assert {u for u, _ in users} == {"admin", "radiologist", "annotator", "vendor", "auditor"}
     reports = list((data / "reports").glob("validation-pneumonia-peds-*-on-pneumonia-peds-16-1.html"))

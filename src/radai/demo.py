@@ -120,7 +120,7 @@ def print_processing_summary(radai: Radai, console: Console) -> None:
     from sqlalchemy import select
 
     from radai.archive.models import Series, Study
-    from radai.inference.models import Finding, InferenceTask
+    from radai.inference.models import Finding, InferenceTask, TaskPurpose
     from radai.routing.models import RoutingDecision
 
     table = Table(title="Demo studies", show_lines=False)
@@ -134,8 +134,10 @@ def print_processing_summary(radai: Radai, console: Console) -> None:
             decision = s.scalars(select(RoutingDecision).where(
                 RoutingDecision.study_pk == study.id, RoutingDecision.outcome != "no_new_input")
                 .order_by(RoutingDecision.id.desc())).first()
-            tasks = list(s.scalars(select(InferenceTask).where(InferenceTask.study_pk == study.id)
-                                   .order_by(InferenceTask.id)))
+            # Clinical tasks only: the validation run reads the dataset's studies again.
+            tasks = list(s.scalars(select(InferenceTask).where(
+                InferenceTask.study_pk == study.id, InferenceTask.purpose == TaskPurpose.CLINICAL.value)
+                .order_by(InferenceTask.id)))
             base = [study.modalities_in_study, series.body_part_examined if series else "",
                     study.study_description[:28], decision.outcome if decision else "-"]
             if not tasks:

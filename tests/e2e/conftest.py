@@ -38,11 +38,11 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
+
+from radai.auth.roles import Role
 from tests.auth.conftest import FAST_ARGON2
 from tests.fixtures.data import pneumonia_images_dir, pydicom_data
 from tests.fixtures.peers import RadaiServer, radai_command, start_radai, stop_process, write_config
-
-from radai.auth.roles import Role
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

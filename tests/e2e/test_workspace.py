@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import ConsoleMessage, Locator, Page, expect
+
 from tests.e2e.conftest import Workspace, sign_in
 
 pytestmark = pytest.mark.e2e
