@@ -17,14 +17,16 @@ from typing import Any
 
 from pydicom import uid
 from pynetdicom import AE
+from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext
-from pynetdicom.transport import ThreadedAssociationServer
+from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
 from radai.archive.sop_classes import storage_sop_classes
 from radai.archive.transfer_syntaxes import ACCEPTED_TRANSFER_SYNTAXES
 from radai.dimse import qr
 from radai.dimse.handlers import DimseNode, event_handlers
 from radai.dimse.network import configure_pynetdicom
+from radai.dimse.reactor import adopt
 from radai.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,15 @@ class _SupportedContext(PresentationContext):
         return new
 
 
+class _RequestHandler(RequestHandler):
+    """pynetdicom's handler of a new connection, whose association waits for work."""
+
+    def _create_association(self) -> Association:
+        assoc = super()._create_association()
+        adopt(assoc)
+        return assoc
+
+
 class _Server(ThreadedAssociationServer):
     """pynetdicom's threaded association server, managed by radai rather than by its AE."""
 
@@ -131,7 +142,7 @@ class Listener:
         contexts: list[PresentationContext] = [_SupportedContext.of(cx) for cx in self.ae.supported_contexts]
         self.server = self.ae.make_server(
             (host, port), contexts=contexts, evt_handlers=event_handlers(node),
-            server_class=_SharedPortServer if share_port else _Server)
+            server_class=_SharedPortServer if share_port else _Server, request_handler=_RequestHandler)
         self._thread = threading.Thread(target=self.server.serve_forever, name="radai-dimse-accept",
                                         daemon=True)
         self._thread.start()
