@@ -134,6 +134,7 @@ class Radai:
                 component.stop()
             except Exception:
                 log.exception("stopping %s failed", component.name)
+        self.archive.close()
         self.indexer.stop()
         self.db.dispose()
         log.info("radai stopped")

@@ -148,3 +148,40 @@ def test_parallel_stores_of_one_study(radai: Radai) -> None:
         assert st.number_of_instances == 24 and st.number_of_series == 1
         assert st.change_seq == 24
     assert len(_files(radai)) == 24
+
+
+def _bare(part10: bytes) -> bytes:
+    """The data set of a PS3.10 file: what a C-STORE request carries."""
+    return part10[144 + int.from_bytes(part10[140:144], "little"):]
+
+
+def test_bare_data_set_named_by_its_command_is_stored_with_a_file_meta_header(radai: Radai) -> None:
+    ds = with_new_uids(dcmread(pydicom_data("MR2_UNCR.dcm")), "staged")
+    body = _bare(to_bytes(ds))
+    command = {"expected_sop_instance_uid": ds.SOPInstanceUID, "expected_sop_class_uid": ds.SOPClassUID,
+               "transfer_syntax_uid": "1.2.840.10008.1.2.1"}
+    out = radai.archive.store(body, source="dimse", **command)
+    assert out.outcome is IndexOutcome.STORED
+    (stored,) = _files(radai)  # no temporary file left beside it
+    data = stored.read_bytes()
+    assert data.endswith(body) and data[128:132] == b"DICM"
+    assert dcmread(stored).file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    with radai.db.session() as s:
+        assert s.scalars(select(Instance)).one().sha256 == hashlib.sha256(data).hexdigest()
+    again = radai.archive.store(body, source="dimse", **command)
+    assert again.outcome is IndexOutcome.DUPLICATE and len(_files(radai)) == 1
+
+
+def test_refused_bare_data_set_leaves_no_file(radai: Radai) -> None:
+    ds = with_new_uids(dcmread(pydicom_data("MR2_UNCR.dcm")), "refused")
+    body = _bare(to_bytes(ds))
+    # The command names another instance than the data set holds: refused after it was staged.
+    with pytest.raises(Rejection) as info:
+        radai.archive.store(body, source="dimse", expected_sop_instance_uid="1.2.826.0.1.3680043.10.993.1",
+                            expected_sop_class_uid=ds.SOPClassUID, transfer_syntax_uid="1.2.840.10008.1.2.1")
+    assert info.value.reason is RejectReason.DATASET_DOES_NOT_MATCH_SOP_CLASS
+    with pytest.raises(Rejection):
+        radai.archive.store(body[:-4000], source="dimse", expected_sop_instance_uid=ds.SOPInstanceUID,
+                            expected_sop_class_uid=ds.SOPClassUID, transfer_syntax_uid="1.2.840.10008.1.2.1")
+    assert _files(radai) == []
+    assert _count(radai, Instance) == 0

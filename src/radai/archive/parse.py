@@ -127,7 +127,7 @@ def parse_instance(data: bytes, *, expected_sop_instance_uid: str | None = None,
         ts = str(meta.TransferSyntaxUID)
     else:
         ts = transfer_syntax_uid or _implied_transfer_syntax(ds)
-        data = _with_file_meta(data, ts, sop_class, sop_instance)
+        data = with_file_meta(data, ts, sop_class, sop_instance)
     if ts not in ACCEPTED_TRANSFER_SYNTAXES:
         raise Rejection(RejectReason.TRANSFER_SYNTAX_NOT_SUPPORTED,
                         "Transfer Syntax UID (0002,0010) is not one radai accepts")
@@ -275,13 +275,25 @@ def _implied_transfer_syntax(ds: Dataset) -> str:
     return "1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2"
 
 
-def _with_file_meta(data: bytes, ts: str, sop_class: str, sop_instance: str) -> bytes:
-    """Prefix a bare dataset with a preamble and File Meta Information (PS3.10 §7.1)."""
-    start = 0
-    if data[:4] == b"\x02\x00\x00\x00" or data[:2] == b"\x02\x00":
+def with_file_meta(data: bytes, ts: str, sop_class: str, sop_instance: str) -> bytes:
+    """Prefix a bare dataset with a preamble and File Meta Information (PS3.10 §7.1).
+
+    What :func:`parse_instance` stores for a bare dataset of these (checked) UIDs.
+    """
+    if starts_with_file_meta(data):
         # A group 0002 without preamble: drop it, the new header replaces it.
-        start = _end_of_group_2(data)
-    return b"\0" * 128 + b"DICM" + file_meta_group(sop_class, sop_instance, ts) + data[start:]
+        data = data[_end_of_group_2(data):]
+    return part10_header(sop_class, sop_instance, ts) + data
+
+
+def starts_with_file_meta(data: bytes) -> bool:
+    """Whether bare dataset bytes begin with File Meta Information elements (group 0002)."""
+    return data[:2] == b"\x02\x00"
+
+
+def part10_header(sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str) -> bytes:
+    """Preamble, ``DICM`` prefix and File Meta Information of a PS3.10 file (PS3.10 §7.1)."""
+    return b"\0" * 128 + b"DICM" + file_meta_group(sop_class_uid, sop_instance_uid, transfer_syntax_uid)
 
 
 def _meta_element(element: int, vr: bytes, value: bytes) -> bytes:

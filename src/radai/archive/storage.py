@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,15 @@ def relative_path_for(sop_instance_uid: str) -> str:
     """The path of an instance's file, relative to the storage folder."""
     digest = hashlib.sha256(sop_instance_uid.encode("ascii")).hexdigest()
     return f"{digest[:2]}/{digest[2:4]}/{digest}.dcm"
+
+
+@dataclass(frozen=True)
+class Staged:
+    """Bytes written to a temporary file, not yet under their final name."""
+
+    relative_path: str
+    tmp: Path
+    size_bytes: int
 
 
 @dataclass(frozen=True)
@@ -61,27 +71,55 @@ class FileStorage:
         other content is there, it stays when the index knows the instance (the first
         copy received wins) and is replaced when it is a leftover of an interrupted write.
         """
+        return self.publish(self.stage(sop_instance_uid, data), sha256, is_indexed)
+
+    def stage(self, sop_instance_uid: str, *parts: bytes) -> Staged:
+        """Write ``parts`` one after the other to a temporary file beside the final path.
+
+        Nothing is visible yet: :meth:`publish` gives the file its name, :meth:`discard`
+        removes it. Writing releases the interpreter lock, so a receiver can stage an
+        instance in another thread while it checks it; giving a header and a body as
+        parts spares joining them in memory first.
+        """
         rel = relative_path_for(sop_instance_uid)
         final = self.root / rel
-        tmp = final.with_name(f".{final.name}.{os.getpid()}.{id(data)}.tmp")
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.{threading.get_ident()}.{id(parts)}.tmp")
         try:
-            self._write_new(tmp, data)
+            self._write_new(tmp, parts)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFullError(exc.errno, "storage is full") from None
+            raise
+        return Staged(rel, tmp, sum(len(part) for part in parts))
+
+    def publish(self, staged: Staged, sha256: str, is_indexed: Callable[[], bool]) -> WriteResult:
+        """Give a staged file (whose content has this SHA-256) its final name.
+
+        See :meth:`write` for a file already there.
+        """
+        final = self.root / staged.relative_path
+        try:
             try:
-                os.link(tmp, final)
-                return WriteResult(rel, created=True)
+                os.link(staged.tmp, final)
+                return WriteResult(staged.relative_path, created=True)
             except FileExistsError:
                 if _sha256_of(final) == sha256 or is_indexed():
-                    return WriteResult(rel, created=False)
-                tmp.replace(final)
-                return WriteResult(rel, created=True)
+                    return WriteResult(staged.relative_path, created=False)
+                staged.tmp.replace(final)
+                return WriteResult(staged.relative_path, created=True)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StorageFullError(exc.errno, "storage is full") from None
             raise
         finally:
-            tmp.unlink(missing_ok=True)
+            staged.tmp.unlink(missing_ok=True)
 
-    def _write_new(self, tmp: Path, data: bytes) -> None:
+    def discard(self, staged: Staged) -> None:
+        """Remove a staged file that will not be published."""
+        staged.tmp.unlink(missing_ok=True)
+
+    def _write_new(self, tmp: Path, parts: tuple[bytes, ...]) -> None:
         folder = tmp.parent
         if folder not in self._folders:
             folder.mkdir(parents=True, exist_ok=True)
@@ -92,7 +130,8 @@ class FileStorage:
             folder.mkdir(parents=True, exist_ok=True)
             fh = tmp.open("wb")
         with fh:
-            fh.write(data)
+            for part in parts:
+                fh.write(part)
             if self.fsync:
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -119,6 +119,7 @@ def run_worker(settings_data: dict[str, Any], port: int, conn: Connection) -> No
         pass  # the parent is gone: stop
     finally:
         listener.close()
+        archive.close()
         indexer.stop()
         db.dispose()
         with contextlib.suppress(OSError):  # the parent may be gone
