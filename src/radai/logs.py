@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
+from typing import TextIO
 
 
 def uid_ref(uid: str) -> str:
@@ -31,6 +32,25 @@ def keep_values_out_of_pydicom_logs() -> None:
     logging.getLogger("pydicom").setLevel(logging.ERROR)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted.
+
+    A handler holding the stream it found at set-up keeps writing to it after it has
+    been replaced (and perhaps closed), e.g. by a command run inside another program.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def setup_logging(level: str = "INFO") -> None:
     """Plain-text logs to stderr with time, level and logger name."""
     keep_values_out_of_pydicom_logs()
@@ -38,7 +58,7 @@ def setup_logging(level: str = "INFO") -> None:
     if any(getattr(h, "_radai", False) for h in root.handlers):
         root.setLevel(level)
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler._radai = True  # type: ignore[attr-defined]
     root.addHandler(handler)

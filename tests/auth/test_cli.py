@@ -70,7 +70,7 @@ def test_users_commands(tmp_path: Path) -> None:
     assert r.exit_code == 0 and "do not match" in r.output.lower()
     r = runner.invoke(main, ["users", "list", "--data-dir", data], env=env)
     assert r.exit_code == 0
-    lines = r.output.splitlines()
+    lines = r.stdout.splitlines()  # the table; log lines go to stderr
     assert lines[0].split() == ["NAME", "ROLES", "STATE", "LAST", "LOGIN"]
     assert lines[1].split()[:3] == ["bob", "admin", "enabled"]
     assert lines[2].split()[:3] == ["dave", "auditor", "enabled"]

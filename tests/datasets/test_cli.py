@@ -106,7 +106,7 @@ def test_create_add_label_freeze_show_export(tmp_path: Path, db_url: str) -> Non
         "chest-cr@1: frozen, 1 studies" in shown.output
         and "| Pneumonia | SCT 233604007 | 1 | 0 | 0 | 0 |" in shown.output
     )
-    manifest = json.loads(cli("datasets", "show", "chest-cr", "--manifest").output)
+    manifest = json.loads(cli("datasets", "show", "chest-cr", "--manifest").stdout)
     assert manifest["studies"][0]["study_instance_uid"] == chest
     listed = cli("datasets", "list")
     assert "chest-cr" in listed.output and "frozen" in listed.output

@@ -39,7 +39,7 @@ def test_dry_run_explains_every_rule_and_attribute(tmp_path: Path) -> None:
     [chest] = _archive(data, ("RG1_UNCI.dcm", "dry-chest"))
     result = CliRunner().invoke(main, ["route", "--dry-run", chest, "--data-dir", str(data)])
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()  # the explanation; log lines go to stderr
     assert "2 rule(s) (embedded defaults)" in lines
     assert "rule chest-radiograph (per study): matches" in lines
     assert "    Modality: CR — one of CR, DX: yes" in lines
@@ -63,7 +63,7 @@ def test_dry_run_of_a_study_no_rule_matches_and_free_text_stays_hidden(tmp_path:
     assert result.exit_code == 0, result.output
     assert "    StudyDescription: (free text, not shown) — matches /chest|thorax/: no" in result.output
     assert "fibroma" not in result.output.lower()  # the study's own description is never printed
-    assert result.output.splitlines()[-1] == (
+    assert result.stdout.splitlines()[-1] == (
         "would not be routed: no rule matched; chest-by-description: "
         "StudyDescription does not match /chest|thorax/")
 
