@@ -13,7 +13,6 @@ once, and since result objects keep their SOP Instance UIDs a PACS stores each o
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
 
@@ -24,6 +23,7 @@ from radai.config import DimsePeer
 from radai.db import Database
 from radai.dimse.scu import SendReport, send_files
 from radai.results.metrics import ResultsMetrics
+from radai.results.polling import PollingThread
 from radai.results.service import (
     DeliveryClaim,
     DeliveryOutcome,
@@ -37,10 +37,11 @@ from radai.results.stow import StowItem, stow
 log = logging.getLogger(__name__)
 
 
-class Outbox:
+class Outbox(PollingThread):
     """Delivers result objects in a background thread (component ``outbox``)."""
 
     name = "outbox"
+    thread_name = "radai-outbox"
 
     def __init__(self, *, db: Database, archive: Archive, settings: ResultsSettings,
                  calling_ae_title: str, metrics: ResultsMetrics | None = None) -> None:
@@ -49,39 +50,7 @@ class Outbox:
         self.archive = archive
         self.settings = settings
         self.calling_ae_title = calling_ae_title
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Start the delivery thread."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="radai-outbox", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after the batch in hand."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def wake(self) -> None:
-        """Look for due deliveries now."""
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = self.run_once() > 0
-            except Exception:
-                log.exception("outbox pass failed")
-                busy = False
-            if not busy:
-                self._wake.wait(self.settings.poll_seconds)
-                self._wake.clear()
+        super().__init__(settings.poll_seconds)
 
     def run_once(self) -> int:
         """One pass: one batch per enabled destination; returns the number of tries made."""

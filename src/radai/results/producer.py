@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +47,7 @@ from radai.results.common import Algorithm, to_part10
 from radai.results.inputs import Heatmap, SegmentMask, SourceImage
 from radai.results.metrics import ResultsMetrics
 from radai.results.models import ResultSet
+from radai.results.polling import PollingThread
 from radai.results.sc import CaptureTooLargeError, heatmap_captures
 from radai.results.seg import segmentations
 from radai.results.segmentation import SegmentationError, load_segmentation_spec
@@ -114,10 +114,11 @@ class Produced:
     notes: list[str]
 
 
-class ResultWorker:
+class ResultWorker(PollingThread):
     """Makes and stores result objects in a background thread (component ``results``)."""
 
     name = "results"
+    thread_name = "radai-results"
 
     def __init__(self, *, db: Database, archive: Archive, settings: ResultsSettings, data_dir: Path,
                  events: TaskEventHub | None = None,
@@ -129,43 +130,11 @@ class ResultWorker:
         self.settings = settings
         self.data_dir = data_dir
         self._on_ready = on_ready
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(settings.poll_seconds)
         if events is not None:
             # Registered at construction: before the executor starts, no task ends unheard.
             events.add_task_listener(on_task_ended, phase=Phase.IN_TRANSACTION)
             events.add_task_listener(lambda _event: self.wake(), phase=Phase.AFTER_COMMIT)
-
-    def start(self) -> None:
-        """Start the worker thread."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="radai-results", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after the result in hand."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def wake(self) -> None:
-        """Look for pending results now."""
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = self.run_once() > 0
-            except Exception:
-                log.exception("result worker pass failed")
-                busy = False
-            if not busy:
-                self._wake.wait(self.settings.poll_seconds)
-                self._wake.clear()
 
     def run_once(self, limit: int = 4) -> int:
         """Make the objects of up to ``limit`` due results; returns how many were claimed."""
