@@ -3,7 +3,9 @@
 It must import the pydicom-data studies and the 16 bundled chest radiographs, route
 them by their attributes, process them with the real built-in models, write the DICOM
 results, build the reference dataset and its validation report, and print the
-summary, the addresses and the demo users.
+summary, the addresses and the demo users. With a PACS configured as a result
+destination (a real Orthanc, reached by C-STORE), every result object of the demo
+studies is then visible over radai's DICOMweb and stored in the PACS, each delivered once.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -22,20 +26,47 @@ from radai.config import load_settings
 from radai.datasets.demo import pneumonia_images
 from radai.inference.models import Finding, InferenceTask
 from radai.results.models import ResultSet
-from tests.fixtures.peers import free_port, radai_command
+from tests.fixtures.peers import (
+    LOOPBACK,
+    Orthanc,
+    free_port,
+    make_orthanc,
+    outbox_rows,
+    radai_command,
+    start_radai,
+    stop_process,
+    write_config,
+)
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
 PNEUMONIA = "233604007"  # SNOMED CT Pneumonia
+COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
 
-def test_demo_loads_processes_validates_and_prints_where_to_look(tmp_path: Path, models_cache: Path) -> None:
+@pytest.fixture
+def pacs(tmp_path: Path) -> Iterator[Orthanc]:
+    """A PACS for the results: Debian's Orthanc, receiving by C-STORE."""
+    orthanc = make_orthanc(tmp_path / "pacs", ae_title="PACS")
+    try:
+        yield orthanc
+    finally:
+        orthanc.stop()
+
+
+def test_demo_loads_processes_validates_and_prints_where_to_look(tmp_path: Path, models_cache: Path,
+                                                                 pacs: Orthanc) -> None:
     data = tmp_path / "radai-data"
+    results_settings = {"destinations": [{"name": "pacs", "kind": "dimse", "ae_title": pacs.ae_title,
+                                          "host": LOOPBACK, "port": pacs.dicom_port}]}
+    config = write_config(tmp_path / "radai.toml", {"results": results_settings})
     env = {**os.environ, "RADAI_DATA_DIR": str(data), "RADAI_HTTP_PORT": str(free_port()),
            "RADAI_DICOM_PORT": str(free_port()), "RADAI_MODELS__CACHE_DIR": str(models_cache),
            "COLUMNS": "200"}
-    proc = subprocess.run([*radai_command(), "demo", "--no-serve"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=1500, check=False)
+    proc = subprocess.run([*radai_command(), "demo", "--no-serve", "--config", str(config)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500, check=False)
     out = proc.stdout
     assert proc.returncode == 0, (out[-3000:], proc.stderr[-3000:])
     assert "model pneumonia-peds" in out and "licence unknown — research use only" in out
@@ -88,5 +119,47 @@ def test_demo_loads_processes_validates_and_prints_where_to_look(tmp_path: Path,
             assert cr_chest is not None and cr_chest.model_id == "pneumonia-peds"
             brain = [t for (mod, _), t in routed.items() if mod == "MR" and t is not None]
             assert [t.model_id for t in brain] == ["brain-tumor-mri"] and brain[0].state == "done"
+            processed = {uid: clinical[pk] for uid, pk in by_uid.items() if pk in clinical}
+            positive = {task.id: any(f.positive for f in s.scalars(select(Finding)
+                                                                   .where(Finding.task_pk == task.id)))
+                        for task in processed.values()}
     finally:
         radai.stop()
+    assert len(processed) == 18
+
+    # radai serves the same data folder: the demo studies' results, over the API and
+    # DICOMweb, as the radiologist the demo created; the PACS gets every result object.
+    server = start_radai(data, extra={"models": {"cache_dir": str(models_cache)},
+                                      "results": results_settings})
+    try:
+        r = httpx.post(f"{server.base_url}/api/v1/auth/token", timeout=60,
+                       data={"username": "radiologist", "password": dict(users)["radiologist"]})
+        assert r.status_code == 200, r.text
+        auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        expected: set[str] = set()
+        for uid, task in processed.items():
+            r = httpx.get(f"{server.base_url}/api/v1/studies/{uid}/results", headers=auth, timeout=60)
+            assert r.status_code == 200, r.text
+            (result,) = r.json()["results"]
+            assert result["state"] == "ready" and result["status"] == "findings"
+            assert result["modelId"] == task.model_id and result["pathologyFlag"] == positive[task.id]
+            assert 0 <= result["confidenceLevel"] <= 100 and result["conclusion"]
+            classes = {o["kind"]: o["sopClassUID"] for o in result["objects"]}
+            assert classes == {"sr": COMPREHENSIVE_3D_SR, "sc": SECONDARY_CAPTURE}
+            r = httpx.get(f"{server.dicomweb_url}/studies/{uid}/instances", headers=auth, timeout=60,
+                          params={"includefield": "00080016"})
+            assert r.status_code == 200, r.text
+            in_archive = {i["00080018"]["Value"][0]: i["00080016"]["Value"][0] for i in r.json()}
+            for o in result["objects"]:
+                assert in_archive.get(o["sopInstanceUID"]) == o["sopClassUID"]
+                expected.add(o["sopInstanceUID"])
+        assert len(expected) == 2 * len(processed)
+
+        wait_for(lambda: pacs.instance_uids() == expected, "every demo result in the PACS", timeout=180,
+                 interval=1.0)
+        deliveries = outbox_rows(data)
+        assert sorted(d["uid"] for d in deliveries) == sorted(expected)
+        assert ({(d["destination"], d["state"], d["successes"]) for d in deliveries}
+                == {("pacs", "delivered", 1)})
+    finally:
+        stop_process(server.proc)

@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 from pydicom import dcmread
-from sqlalchemy import create_engine, text
 
 from tests.fixtures.data import pydicom_data, to_bytes, with_new_uids
 from tests.fixtures.peers import (
@@ -29,6 +28,7 @@ from tests.fixtures.peers import (
     Orthanc,
     RadaiServer,
     make_orthanc,
+    outbox_rows,
     radai_command,
     require_program,
     start_radai,
@@ -114,21 +114,6 @@ def _wait(check: Callable[[], bool], what: str, server: RadaiServer, timeout: fl
     raise AssertionError(f"{what} not reached within {timeout} s; radai log:\n{server.log_text()[-4000:]}")
 
 
-def _outbox_rows(data_dir: Path) -> list[dict[str, Any]]:
-    """The outbox as radai recorded it (its SQLite database, read-only)."""
-    engine = create_engine(f"sqlite:///file:{data_dir / 'radai.db'}?mode=ro&uri=true")
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text(
-                "SELECT o.sop_instance_uid, d.destination, d.state, d.attempts, "
-                "(SELECT count(*) FROM result_delivery_attempts a WHERE a.delivery_pk = d.id AND a.ok) "
-                "FROM result_deliveries d JOIN result_objects o ON o.id = d.object_pk"))
-            return [dict(zip(("uid", "destination", "state", "attempts", "successes"), r, strict=True))
-                    for r in rows]
-    finally:
-        engine.dispose()
-
-
 def _orthanc_uids(orthanc: Orthanc) -> list[str]:
     """SOP Instance UIDs of every instance Orthanc holds (one entry per stored instance)."""
     return [orthanc.get(f"/instances/{i}/simplified-tags").json()["SOPInstanceUID"]
@@ -159,9 +144,9 @@ def test_results_reach_both_pacs_exactly_once_after_outage_and_restart(
         expected = {o["sopInstanceUID"] for o in findings["objects"] + defect["objects"]}
 
         # Both PACS are down: every object has been tried and is waiting for another try.
-        _wait(lambda: len(_outbox_rows(data_dir)) == 2 * len(expected)
-              and all(r["attempts"] >= 1 for r in _outbox_rows(data_dir)), "failed first tries", server)
-        assert {r["state"] for r in _outbox_rows(data_dir)} == {"pending"}
+        _wait(lambda: len(outbox_rows(data_dir)) == 2 * len(expected)
+              and all(r["attempts"] >= 1 for r in outbox_rows(data_dir)), "failed first tries", server)
+        assert {r["state"] for r in outbox_rows(data_dir)} == {"pending"}
     finally:
         stop_process(server.proc)
 
@@ -170,9 +155,9 @@ def test_results_reach_both_pacs_exactly_once_after_outage_and_restart(
     try:
         dimse.start()
         web.start()
-        _wait(lambda: {r["state"] for r in _outbox_rows(data_dir)} == {"delivered"},
+        _wait(lambda: {r["state"] for r in outbox_rows(data_dir)} == {"delivered"},
               "every delivery done", server)
-        rows = _outbox_rows(data_dir)
+        rows = outbox_rows(data_dir)
         assert {(r["uid"], r["destination"]) for r in rows} == {
             (uid, dest) for uid in expected for dest in ("pacs-dimse", "pacs-web")}
         assert all(r["successes"] == 1 and r["attempts"] >= 2 for r in rows), json.dumps(rows)
@@ -180,6 +165,6 @@ def test_results_reach_both_pacs_exactly_once_after_outage_and_restart(
         for orthanc in (dimse, web):
             uids = _orthanc_uids(orthanc)
             assert sorted(uids) == sorted(expected), f"{orthanc.ae_title}: {uids}"
-        assert {r["successes"] for r in _outbox_rows(data_dir)} == {1}
+        assert {r["successes"] for r in outbox_rows(data_dir)} == {1}
     finally:
         stop_process(server.proc)
