@@ -11,7 +11,6 @@ change, also across restarts and across several radai processes on one database.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from radai.archive.models import Study
+from radai.background import PollingThread
 from radai.db import Database, utcnow
 from radai.logs import uid_ref
 from radai.metrics import Metrics
@@ -41,43 +41,26 @@ class StableStudy:
 StabilityListener = Callable[[Session, StableStudy], None]
 
 
-class StabilityMonitor:
+class StabilityMonitor(PollingThread):
     """Fires stability events; see the module docstring."""
+
+    thread_name = "radai-stability"
 
     def __init__(self, db: Database, *, quiet_seconds: float, poll_seconds: float = 1.0,
                  metrics: Metrics | None = None) -> None:
+        super().__init__(poll_seconds)
         self._db = db
         self._quiet = timedelta(seconds=quiet_seconds)
-        self._poll = poll_seconds
         self._metrics = metrics
         self._listeners: list[StabilityListener] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def add_listener(self, listener: StabilityListener) -> None:
         """Register a function to call for every stability event."""
         self._listeners.append(listener)
 
-    def start(self) -> None:
-        """Start checking in a background thread."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="radai-stability", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the background thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._poll):
-            try:
-                self.check()
-            except Exception:
-                log.exception("stability check failed")
+    def run_once(self) -> int:
+        """One pass of the background thread: the number of events fired."""
+        return len(self.check())
 
     def check(self) -> list[StableStudy]:
         """Fire the events that are due now; returns the studies that became stable."""

@@ -19,11 +19,11 @@ from collections.abc import Sequence
 import httpx
 
 from radai.archive.service import Archive
+from radai.background import PollingThread
 from radai.config import DimsePeer
 from radai.db import Database
 from radai.dimse.scu import SendReport, send_files
 from radai.results.metrics import ResultsMetrics
-from radai.results.polling import PollingThread
 from radai.results.service import (
     DeliveryClaim,
     DeliveryOutcome,

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from radai.archive.models import Instance, Series
 from radai.archive.parse import Rejection
 from radai.archive.service import Archive
+from radai.background import PollingThread
 from radai.db import Database
 from radai.imaging import PixelError, model_frame
 from radai.inference.events import Phase, TaskEvent, TaskEventHub
@@ -47,7 +48,6 @@ from radai.results.common import Algorithm, to_part10
 from radai.results.inputs import Heatmap, SegmentMask, SourceImage
 from radai.results.metrics import ResultsMetrics
 from radai.results.models import ResultSet
-from radai.results.polling import PollingThread
 from radai.results.sc import CaptureTooLargeError, heatmap_captures
 from radai.results.seg import segmentations
 from radai.results.segmentation import SegmentationError, load_segmentation_spec

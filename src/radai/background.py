@@ -1,8 +1,8 @@
 """A background thread that works in passes and sleeps when a pass finds nothing.
 
-The result worker and the outbox both run this way: a pass claims what is due from the
-database and handles it; when it handled nothing the thread waits ``poll_seconds`` or
-until :meth:`PollingThread.wake` says there is new work.
+The stability monitor, the result worker and the outbox run this way: a pass claims
+what is due from the database and handles it; when it handled nothing the thread waits
+``poll_seconds`` or until :meth:`PollingThread.wake` says there is new work.
 """
 
 from __future__ import annotations
