@@ -35,7 +35,17 @@ def _wait_until(check: Callable[[], bool], seconds: float = 10) -> bool:
 
 
 def _open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+    """Open pipes and sockets of this process: what an association opens (its connection
+    and its wake-up pipe). Files other parts of radai open meanwhile (the database, the
+    archive) are not counted."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed since the listing
+            continue
+        count += target.startswith(("pipe:", "socket:"))
+    return count
 
 
 def _association_threads() -> list[threading.Thread]:
