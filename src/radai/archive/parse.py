@@ -14,7 +14,6 @@ import enum
 import io
 import re
 import struct
-import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from radai.archive.sop_classes import is_storage_sop_class
 from radai.archive.transfer_syntaxes import ACCEPTED_TRANSFER_SYNTAXES
+from radai.logs import thread_warnings
 from radai.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 #: PS3.5 §9.1: components of digits separated by dots, no leading zero in a component
@@ -166,19 +166,21 @@ class _Source(io.BytesIO):
 def _reading(read: Callable[[], Dataset]) -> Dataset:
     """Run a pydicom read, turning every way it fails into a :class:`Rejection`."""
     try:
-        with warnings.catch_warnings():
-            # pydicom warns (rather than fails) on a file cut short inside a sequence
-            # or encapsulated Pixel Data; such a file is truncated.
-            warnings.simplefilter("error")
-            return read()
+        # pydicom warns (rather than fails) on a file cut short inside a sequence or
+        # encapsulated Pixel Data; such a file is truncated. Its warnings are taken from
+        # this thread only (see radai.logs.thread_warnings), never shown: they may quote values.
+        with thread_warnings() as warned:
+            ds = read()
     except InvalidDicomError:
         raise Rejection(RejectReason.CANNOT_UNDERSTAND, "not a DICOM file") from None
-    except UserWarning as exc:
-        if "End of file" in str(exc) or "delimiter" in str(exc):
-            raise Rejection(RejectReason.CANNOT_UNDERSTAND, "DICOM file is truncated") from None
-        raise Rejection(RejectReason.CANNOT_UNDERSTAND, "DICOM file could not be read") from None
     except Exception:  # noqa: BLE001 - pydicom raises many types on garbage input
         raise Rejection(RejectReason.CANNOT_UNDERSTAND, "DICOM file could not be read") from None
+    problems = [str(w.message) for w in warned if issubclass(w.category, UserWarning)]
+    if any("End of file" in text or "delimiter" in text for text in problems):
+        raise Rejection(RejectReason.CANNOT_UNDERSTAND, "DICOM file is truncated")
+    if problems:
+        raise Rejection(RejectReason.CANNOT_UNDERSTAND, "DICOM file could not be read")
+    return ds
 
 
 def _read(data: bytes) -> Dataset:

@@ -14,11 +14,12 @@ import logging
 import sys
 import threading
 import types
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+from radai.logs import thread_warnings
 
 if TYPE_CHECKING:
     import torch
@@ -155,8 +156,7 @@ def onnx_to_torch(path: Path) -> torch.nn.Module:
     with _convert_lock:
         convert = _onnx2torch_convert()
         model = onnx.load(str(path))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
+        with thread_warnings():  # onnx2torch's conversion notes, dropped (this thread only)
             module = convert(model)
     return module  # type: ignore[no-any-return]
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import logging
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING
 from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
 
+from radai.logs import thread_warnings
 from radai.uids import derived_uid
 
 if TYPE_CHECKING:
@@ -155,8 +155,7 @@ def quiet_library_output() -> Iterator[None]:
     dropped; the objects are checked by their own tests and dciodvfy instead.
     """
     logging.getLogger("highdicom").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
+    with thread_warnings():  # this thread's only: other threads' warnings stay as they are
         yield
 
 
