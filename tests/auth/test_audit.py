@@ -91,14 +91,15 @@ def test_routes_record_the_studies_they_return(app: FastAPI, auth_radai: Radai, 
 
 def test_record_access_for_dimse_peers(auth_radai: Radai) -> None:
     record_access(auth_radai.db, actor="ORTHANC", actor_kind=ActorKind.AE, action="dimse.c-move",
-                  study_uid="1.2.3.4", client="192.0.2.5", outcome=Outcome.ALLOWED, status=0x0000)
+                  study_uid="1.2.3.4", client="192.0.2.5", outcome=Outcome.ALLOWED, status=0x0000,
+                  destination="WORKSTATION1")
     with auth_radai.db.transaction() as s:
         record_access(s, actor="STRANGER", actor_kind="ae", action="dimse.c-get", study_uid=["1.2", "1.3"],
                       client="192.0.2.6", outcome="denied", status=0xA801)
     rows = _rows(auth_radai)
-    assert [(r.actor, r.actor_kind, r.study_uid, r.outcome, r.status) for r in rows] == [
-        ("ORTHANC", "ae", "1.2.3.4", "allowed", 0), ("STRANGER", "ae", "1.2", "denied", 0xA801),
-        ("STRANGER", "ae", "1.3", "denied", 0xA801)]
+    assert [(r.actor, r.actor_kind, r.study_uid, r.outcome, r.status, r.destination) for r in rows] == [
+        ("ORTHANC", "ae", "1.2.3.4", "allowed", 0, "WORKSTATION1"),
+        ("STRANGER", "ae", "1.2", "denied", 0xA801, None), ("STRANGER", "ae", "1.3", "denied", 0xA801, None)]
     with pytest.raises(ValueError, match="actor"):
         record_access(auth_radai.db, actor="", action="x", study_uid=None, client=None, outcome="allowed")
     with pytest.raises(ValueError):
@@ -128,7 +129,8 @@ def _seed(radai: Radai) -> None:
     record_access(radai.db, actor="vend1", action="dicomweb.wado", study_uid="1.2.0", client="192.0.2.9",
                   outcome=Outcome.DENIED, status=403)
     record_access(radai.db, actor="=HYPERLINK(\"x\")", actor_kind="ae", action="dimse.c-move",
-                  study_uid="1.2.9", client="192.0.2.8", outcome=Outcome.ALLOWED, status=0)
+                  study_uid="1.2.9", client="192.0.2.8", outcome=Outcome.ALLOWED, status=0,
+                  destination="+VIEWER")
 
 
 def test_audit_api_filters_and_pages(auth_radai: Radai, client: TestClient,
@@ -142,13 +144,16 @@ def test_audit_api_filters_and_pages(auth_radai: Radai, client: TestClient,
     assert [i["study_uid"] for i in page["items"]] == ["1.2.3", "1.2.2"]  # newest first
     r = client.get("/api/v1/audit", params={"study_uid": "1.2.0", "outcome": "denied"}, headers=auditor)
     assert [(i["actor"], i["status"]) for i in r.json()["items"]] == [("vend1", 403)]
+    # Where a C-MOVE sent the data is a column and a filter of its own.
+    r = client.get("/api/v1/audit", params={"destination": "+VIEWER"}, headers=auditor)
+    assert [(i["study_uid"], i["destination"]) for i in r.json()["items"]] == [("1.2.9", "+VIEWER")]
     assert client.get("/api/v1/audit", params={"outcome": "perhaps"}, headers=auditor).status_code == 422
     assert client.get("/api/v1/audit", params={"limit": 0}, headers=auditor).status_code == 422
     r = client.get("/api/v1/audit", params={"since": "2999-01-01T00:00:00Z"}, headers=auditor)
     assert r.json()["total"] == 0
     # Reading the audit log is itself audited.
     reads = _rows(auth_radai, action="audit.read")
-    assert len(reads) == 3 and {r.actor for r in reads} == {"u-auditor"}
+    assert len(reads) == 4 and {r.actor for r in reads} == {"u-auditor"}
     # Radiologists may not read it, and the attempt is recorded.
     assert client.get("/api/v1/audit", headers=user_headers(Role.RADIOLOGIST)).status_code == 403
     assert _rows(auth_radai, actor="u-radiologist", action="GET /api/v1/audit")[0].outcome == "denied"
@@ -165,7 +170,8 @@ def test_audit_csv_export(auth_radai: Radai, client: TestClient,
     assert [row["study_uid"] for row in table[:5]] == [f"1.2.{i}" for i in range(5)]  # oldest first
     assert table[5]["actor"] == "vend1" and table[5]["outcome"] == "denied" and table[5]["status"] == "403"
     # A value that a spreadsheet would run as a formula is kept as text.
-    assert table[6]["actor"].startswith("'=")
+    assert table[6]["actor"].startswith("'=") and table[6]["destination"] == "'+VIEWER"
+    assert table[0]["destination"] == ""  # read here, not sent anywhere
     # Filters apply to the export too.
     r = client.get("/api/v1/audit.csv", params={"actor": "vend1"}, headers=user_headers(Role.ADMIN))
     assert len(list(csv.DictReader(io.StringIO(r.text)))) == 1

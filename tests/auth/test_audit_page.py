@@ -29,7 +29,8 @@ def _seed(radai: Radai) -> None:
     record_access(radai.db, actor="acme", action="GET /dicom-web/studies", study_uid=None,
                   client="192.0.2.9", outcome=Outcome.DENIED, status=403)
     record_access(radai.db, actor="PACS1", actor_kind=ActorKind.AE, action="dimse.c-move",
-                  study_uid=STUDY, client="10.0.0.8", outcome=Outcome.ALLOWED, status=0)
+                  study_uid=STUDY, client="10.0.0.8", outcome=Outcome.ALLOWED, status=0,
+                  destination="WS-READING-3")
 
 
 def _rows_shown(page: str) -> list[str]:
@@ -82,6 +83,9 @@ def test_auditor_filters_pages_and_exports(auth_radai: Radai, client: TestClient
     assert [("acme" in r) for r in _rows_shown(denied.text)] == [True]
     one_study = client.get("/audit", params={"study_uid": STUDY})
     assert len(_rows_shown(one_study.text)) == 1 and "PACS1" in one_study.text
+    sent = client.get("/audit", params={"destination": "WS-READING-3"})
+    (row,) = _rows_shown(sent.text)
+    assert "PACS1" in row and "<td>WS-READING-3</td>" in row and "dimse.c-move" in row
     future = client.get("/audit", params={"since": "2999-01-01T00:00"})
     assert "0 matching entries" in future.text and "No entry matches." in future.text
     bad = client.get("/audit", params={"until": "yesterday"})
@@ -99,4 +103,4 @@ def test_auditor_filters_pages_and_exports(auth_radai: Radai, client: TestClient
     with auth_radai.db.session() as s:
         reads = list(s.scalars(select(AuditEntry).where(AuditEntry.actor == "aud",
                                                         AuditEntry.action == "audit.read")))
-    assert len(reads) == 6 and all(r.outcome == "allowed" and r.study_uid is None for r in reads)
+    assert len(reads) == 7 and all(r.outcome == "allowed" and r.study_uid is None for r in reads)

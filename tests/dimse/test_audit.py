@@ -128,6 +128,7 @@ def test_find_move_and_get_leave_one_row_per_study(audited: Audited, tmp_path: P
     (move,) = audited.rows(action="dimse.c-move")
     _by_dimse_peer(move)
     assert (move["study_uid"], move["outcome"], move["status"]) == (STUDY_A1, "allowed", 0x0000)
+    assert move["destination"] == STORESCP  # where the instances went
 
     # C-GET of one image of study B, and of the whole of patient A at the patient level.
     got = tmp_path / "get"
@@ -140,8 +141,9 @@ def test_find_move_and_get_leave_one_row_per_study(audited: Audited, tmp_path: P
     gets = audited.rows(action="dimse.c-get")
     assert [r["study_uid"] for r in gets[:1]] == [STUDY_B]
     assert sorted(r["study_uid"] for r in gets[1:]) == sorted([STUDY_A1, STUDY_A2])
-    for row in gets:
+    for row in gets + rows:
         _by_dimse_peer(row)
+        assert row["destination"] is None  # back to the requestor
         assert row["outcome"] == "allowed" and row["status"] == 0x0000
     # The auditor can find every read of a study.
     assert {r["action"] for r in audited.rows(study_uid=STUDY_A1)} == {"dimse.c-find", "dimse.c-move",
@@ -184,6 +186,7 @@ def test_move_to_an_unknown_destination_is_denied(audited: Audited) -> None:
     _by_dimse_peer(row)
     # What was asked for, refused, with the status the requestor got.
     assert (row["study_uid"], row["outcome"], row["status"]) == (STUDY_B, "denied", A801)
+    assert row["destination"] == "NOWHERE"  # the destination asked for
     assert audited.rows(outcome="denied") == [row]
 
 

@@ -2,10 +2,11 @@
 
 Every read of patient data — a UI page, a JSON API answer, a DICOMweb response, a DIMSE
 retrieve — is recorded with who (a user name, or the calling AE title of a DIMSE peer),
-when, what (an action name and the Study Instance UID), from where (the client address)
-and the outcome (allowed or denied, with the HTTP or DIMSE status). Denied attempts are
-recorded too. The fields follow the IHE ATNA audit message (RFC 3881 / DICOM PS3.15
-Annex A.5: Active Participant, Participant Object, Event Outcome).
+when, what (an action name and the Study Instance UID), from where (the client address),
+to where when the data went elsewhere (a C-MOVE's destination AE title) and the outcome
+(allowed or denied, with the HTTP or DIMSE status). Denied attempts are recorded too.
+The fields follow the IHE ATNA audit message (RFC 3881 / DICOM PS3.15 Annex A.5: Active
+Participant, Participant Object, Event Outcome).
 
 Study UIDs are kept here, in a table only auditors and admins may read, and never in
 log lines. The table is append-only: this module adds rows and reads them, nothing
@@ -62,6 +63,7 @@ class AuditFilter:
     study_uid: str | None = None
     outcome: Outcome | None = None
     client: str | None = None
+    destination: str | None = None
     since: datetime | None = None
     until: datetime | None = None
 
@@ -69,13 +71,15 @@ class AuditFilter:
 def record_access(target: Session | Database, *, actor: str, action: str,
                   study_uid: str | Iterable[str] | None, client: str | None,
                   outcome: Outcome | str, status: int | None = None,
-                  actor_kind: ActorKind | str = ActorKind.USER) -> None:
+                  actor_kind: ActorKind | str = ActorKind.USER,
+                  destination: str | None = None) -> None:
     """Append audit rows: one per study in ``study_uid`` (or one without a study).
 
     ``target`` is a :class:`Database` (the rows are committed in their own transaction,
     so a denied or failed request still leaves its trace) or an open session (the rows
     commit or roll back with the caller's transaction). ``action`` is a short name
     such as ``dicomweb.wado.instance`` or ``dimse.c-move`` — never patient data.
+    ``destination`` names where the data was sent when that is not ``client``.
     """
     outcome = Outcome(outcome)
     kind = ActorKind(actor_kind)
@@ -95,7 +99,7 @@ def record_access(target: Session | Database, *, actor: str, action: str,
     now = utcnow()
     rows = [{"at": now, "actor": actor, "actor_kind": kind.value, "action": action,
              "study_uid": uid, "client": (client or "")[:64], "outcome": outcome.value,
-             "status": status} for uid in uids]
+             "status": status, "destination": (destination or "")[:64] or None} for uid in uids]
     if isinstance(target, Database):
         with target.transaction() as session:
             session.execute(insert(AuditEntry), rows)
@@ -114,6 +118,8 @@ def _filtered(query: Select[_T], flt: AuditFilter) -> Select[_T]:
         query = query.where(AuditEntry.outcome == flt.outcome.value)
     if flt.client is not None:
         query = query.where(AuditEntry.client == flt.client)
+    if flt.destination is not None:
+        query = query.where(AuditEntry.destination == flt.destination)
     if flt.since is not None:
         query = query.where(AuditEntry.at >= flt.since)
     if flt.until is not None:
@@ -130,8 +136,9 @@ def query_audit(session: Session, *, flt: AuditFilter, limit: int,
     return total, list(rows)
 
 
+#: Columns of the export; ``destination`` came last (later) so older readers keep their order.
 CSV_COLUMNS = ("id", "at", "actor", "actor_kind", "action", "study_uid", "client", "outcome",
-               "status")
+               "status", "destination")
 
 
 def _cell(value: object) -> str:

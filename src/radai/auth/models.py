@@ -99,8 +99,9 @@ class AuditEntry(Base):
     """One access to patient data (or a security event), allowed or denied. Append-only.
 
     Modelled on the IHE ATNA audit record: who (``actor``, a user name or a calling AE
-    title), when, what (``action`` and ``study_uid``), from where (``client``) and the
-    outcome with its HTTP or DIMSE status.
+    title), when, what (``action`` and ``study_uid``), from where (``client``), to where
+    the data went when that is not the client (``destination``) and the outcome with its
+    HTTP or DIMSE status.
     """
 
     __tablename__ = "audit_log"
@@ -113,6 +114,9 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(128), index=True)
     study_uid: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     client: Mapped[str] = mapped_column(String(64))
+    #: Where the data was sent when not back to the client: the AE title of a C-MOVE's
+    #: move destination (also when the destination was refused).
+    destination: Mapped[str | None] = mapped_column(String(64), nullable=True)
     #: ``allowed`` or ``denied``.
     outcome: Mapped[str] = mapped_column(String(8))
     #: HTTP status code or DIMSE status of the answer, when there is one.

@@ -47,6 +47,7 @@ def _filter(form: dict[str, str]) -> AuditFilter:
         raise _FilterError("outcome must be allowed or denied")
     return AuditFilter(actor=form["actor"] or None, action=form["action"] or None,
                        study_uid=form["study_uid"] or None, client=form["client"] or None,
+                       destination=form["destination"] or None,
                        outcome=Outcome(outcome) if outcome else None,
                        since=_time("from", form["since"]), until=_time("until", form["until"]))
 
@@ -58,13 +59,15 @@ def audit_page(request: Request, radai: RadaiDep, audit: Audit,
                study_uid: Annotated[str, Query(max_length=64)] = "",
                outcome: Annotated[str, Query(max_length=16)] = "",
                client: Annotated[str, Query(max_length=64)] = "",
+               destination: Annotated[str, Query(max_length=64)] = "",
                since: Annotated[str, Query(max_length=40)] = "",
                until: Annotated[str, Query(max_length=40)] = "",
                limit: Annotated[int, Query(ge=1, le=200)] = 50,
                offset: Annotated[int, Query(ge=0)] = 0) -> Response:
     """Audit log rows matching the filters, newest first (this view is itself audited)."""
     form = {"actor": actor.strip(), "action": action.strip(), "study_uid": study_uid.strip(),
-            "outcome": outcome.strip(), "client": client.strip(), "since": since.strip(),
+            "outcome": outcome.strip(), "client": client.strip(),
+            "destination": destination.strip(), "since": since.strip(),
             "until": until.strip()}
     query = {k: v for k, v in form.items() if v}
     try:

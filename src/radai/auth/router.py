@@ -201,13 +201,14 @@ def _as_utc(value: datetime | None) -> datetime | None:
 
 def audit_filter(actor: str | None = None, action: str | None = None, study_uid: str | None = None,
                  outcome: Outcome | None = None, client: str | None = None,
+                 destination: str | None = None,
                  since: Annotated[datetime | None, Query(description="from this time (UTC if no zone)")]
                  = None,
                  until: Annotated[datetime | None, Query(description="before this time")] = None,
                  ) -> AuditFilter:
     """The audit filter given by the query parameters."""
     return AuditFilter(actor=actor, action=action, study_uid=study_uid, outcome=outcome, client=client,
-                       since=_as_utc(since), until=_as_utc(until))
+                       destination=destination, since=_as_utc(since), until=_as_utc(until))
 
 
 Filter = Annotated[AuditFilter, Depends(audit_filter)]

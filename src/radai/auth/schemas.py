@@ -73,6 +73,7 @@ class AuditEntryOut(BaseModel):
     client: str
     outcome: Outcome
     status: int | None
+    destination: str | None
 
 
 class AuditPage(BaseModel):

@@ -4,7 +4,9 @@ Each request leaves one row per study it covered in radai's audit log
 (:func:`radai.auth.audit.record_access`): who is the calling AE title (actor kind
 ``ae``), from where the peer's address, what the action (``dimse.c-find``,
 ``dimse.c-move``, ``dimse.c-get``) and the Study Instance UIDs, and the outcome with
-the final DIMSE status (PS3.4 C.4.1.1.4, C.4.2.1.5, C.4.3.1.5). A request that covered
+the final DIMSE status (PS3.4 C.4.1.1.4, C.4.2.1.5, C.4.3.1.5). A C-MOVE also records
+its Move Destination AE title, where the instances went (as the destination of the
+"DICOM Instances Transferred" audit message, PS3.15 A.5.3.8). A request that covered
 no study (nothing matched, or refused before matching) leaves one row without a study.
 A C-MOVE to a destination radai does not know (0xA801) and an association refused for
 its calling AE title are recorded as denied; every other outcome as allowed, with its
@@ -58,6 +60,15 @@ def calling_ae_title(event: evt.Event) -> str:
     return title[:_ACTOR_MAX] or "(none)"
 
 
+def move_destination(event: evt.Event) -> str:
+    """A C-MOVE request's Move Destination AE title (PS3.7 §9.3.4.1), as the audit log keeps it."""
+    raw: Any = event.move_destination
+    if isinstance(raw, bytes):
+        raw = raw.decode("ascii", errors="replace")
+    # An AE title is at most 16 characters; a longer value is kept cut, not refused.
+    return str(raw or "").strip(" \0")[:_ACTOR_MAX] or "(none)"
+
+
 def peer_address(event: evt.Event) -> str:
     """The requestor's network address (its IP address, as the HTTP side records)."""
     return str(event.assoc.requestor.address or "")
@@ -73,6 +84,8 @@ class Access:
     action: str
     actor: str
     client: str
+    #: The Move Destination of a C-MOVE; None when the data goes back to the requestor.
+    destination: str | None = None
     studies: list[str] = field(default_factory=list)
 
     def add(self, study_uids: Iterable[str | None]) -> None:
@@ -91,7 +104,8 @@ class DimseAudit:
 
     def begin(self, event: evt.Event, action: str) -> Access:
         """Start auditing the request of ``event`` (a C-FIND, C-MOVE or C-GET)."""
-        access = Access(action=action, actor=calling_ae_title(event), client=peer_address(event))
+        access = Access(action=action, actor=calling_ae_title(event), client=peer_address(event),
+                        destination=move_destination(event) if action == MOVE_ACTION else None)
         request: Any = event.request
         key = (id(event.assoc), int(request.MessageID))
         with self._lock:
@@ -132,7 +146,8 @@ class DimseAudit:
         studies: list[str] | None = list(dict.fromkeys(access.studies)) or None
         try:
             record_access(self._db, actor=access.actor, actor_kind=ActorKind.AE, action=access.action,
-                          study_uid=studies, client=access.client, outcome=outcome, status=status)
+                          study_uid=studies, client=access.client, outcome=outcome, status=status,
+                          destination=access.destination)
         except Exception as exc:  # noqa: BLE001 - the association goes on; the failure is logged
             log.error("could not write the audit rows of a %s request (%s)", access.action,
                       type(exc).__name__)
