@@ -8,8 +8,11 @@ alternating order. radai runs with 4 DIMSE processes (``dimse.processes``), as O
 serves DICOM with 4 threads (``DicomThreadsCount``, default 4): each side can then work
 on 4 associations at once, and radai's associations do not share one interpreter lock.
 Every process runs with ``TCP_NODELAY=1`` (DCMTK leaves Nagle's algorithm on without
-it). Both acknowledge an instance once it is durable: radai after the file is written
-and the index transaction committed.
+it). Both acknowledge an instance once its file is on disk and its index committed:
+radai (``archive.fsync``, its default) after the file and its folder entry are flushed,
+Orthanc after its file is flushed (``SyncStorageArea``, its default since 1.7.4); both
+SQLite indexes run in WAL mode with ``synchronous=NORMAL`` (the pragmas in Debian's
+Orthanc 1.10 binary).
 
 Prints the median instances/s and MB/s of each, the ratio radai/Orthanc, and the median
 CPU time the server spent per instance (all its processes and threads, from /proc).

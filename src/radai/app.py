@@ -53,7 +53,7 @@ class Radai:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.metrics = Metrics()
         self.db = Database(settings.resolved_database_url)
-        self.storage = FileStorage(settings.storage_dir)
+        self.storage = FileStorage(settings.storage_dir, fsync=settings.archive.fsync)
         self.indexer = Indexer(self.db, batch_size=settings.archive.index_batch_size)
         self.archive = Archive(db=self.db, storage=self.storage, indexer=self.indexer,
                                metrics=self.metrics)

@@ -113,6 +113,12 @@ class ArchiveSettings(_Section):
     storage_dir: Path | None = None
     #: Index writes are grouped into one transaction of at most this many instances.
     index_batch_size: int = Field(default=64, ge=1, le=10000)
+    #: Acknowledge an instance only once its file and folder entry are flushed to disk
+    #: (fsync), so that it survives a power loss; off, it survives a crash of radai but
+    #: not of the machine. As Orthanc's SyncStorageArea (on by default since 1.7.4).
+    #: A SQLite index runs in WAL mode with synchronous=NORMAL, as Orthanc's: after a
+    #: power loss its last commits may be missing while their files are on disk.
+    fsync: bool = True
 
 
 class Settings(BaseSettings):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from radai.archive.indexer import IndexOutcome
 from radai.archive.models import Instance, Patient, Series, Study
 from radai.archive.parse import Rejection, RejectReason
 from radai.archive.storage import relative_path_for
+from radai.config import Settings
 from tests.fixtures.data import ct_series, pydicom_data, to_bytes, with_new_uids
 
 
@@ -185,3 +187,56 @@ def test_refused_bare_data_set_leaves_no_file(radai: Radai) -> None:
                             expected_sop_class_uid=ds.SOPClassUID, transfer_syntax_uid="1.2.840.10008.1.2.1")
     assert _files(radai) == []
     assert _count(radai, Instance) == 0
+
+
+class _SyncSpy:
+    """Records what each ``os.fsync`` flushed (the path behind the descriptor), then flushes it."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.synced: list[str] = []
+        self._lock = threading.Lock()
+        real = os.fsync
+
+        def fsync(fd: int) -> None:
+            with self._lock:
+                self.synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+            real(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_an_acknowledged_instance_is_on_disk_with_its_name(radai: Radai,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """By default (archive.fsync) an instance's bytes and then its name are flushed before store returns."""
+    assert radai.settings.archive.fsync
+    spy = _SyncSpy(monkeypatch)
+    ds = with_new_uids(dcmread(pydicom_data("MR2_UNCR.dcm")), "durable")
+    part10 = radai.archive.store(to_bytes(ds), source="import")  # written at once
+    bare = with_new_uids(dcmread(pydicom_data("MR2_UNCR.dcm")), "durable-bare")
+    staged = radai.archive.store(  # staged while checked, as over DIMSE
+        _bare(to_bytes(bare)), source="dimse", expected_sop_instance_uid=bare.SOPInstanceUID,
+        expected_sop_class_uid=bare.SOPClassUID, transfer_syntax_uid="1.2.840.10008.1.2.1")
+    for out in (part10, staged):
+        final = radai.storage.path(relative_path_for(out.sop_instance_uid))
+        assert final.is_file()
+        # The bytes, under their temporary name beside the final one, then the folder.
+        content = next(i for i, p in enumerate(spy.synced)
+                       if Path(p).parent == final.parent and Path(p).name.startswith(f".{final.name}."))
+        assert str(final.parent) in spy.synced[content + 1:]
+    # New folders' own entries too, up to the storage root.
+    assert str(radai.storage.root) in spy.synced
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_fsync_can_be_turned_off(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    spy = _SyncSpy(monkeypatch)
+    archive = settings.archive.model_copy(update={"fsync": False})
+    fast = Radai(settings.model_copy(update={"archive": archive}))
+    fast.prepare()
+    try:
+        out = fast.archive.store(pydicom_data("MR2_UNCR.dcm").read_bytes(), source="import")
+        assert fast.storage.path(relative_path_for(out.sop_instance_uid)).is_file()
+        assert spy.synced == []
+    finally:
+        fast.stop()

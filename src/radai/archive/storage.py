@@ -4,6 +4,11 @@ A file's path comes from the SHA-256 of its SOP Instance UID only, never from ta
 ``ab/cd/abcd…ef.dcm`` below the storage folder. Files appear atomically: bytes go to a
 temporary file in the same folder, which is then linked to its final name, so a reader
 never sees half a file and a crash leaves at most a stray temporary file.
+
+With ``fsync`` (radai's default, setting ``archive.fsync``) a file is flushed to disk
+before it gets its name, and the folder holding the name is flushed after: once
+:meth:`FileStorage.publish` returns, the instance survives a power loss, not only a
+crash of radai.
 """
 
 from __future__ import annotations
@@ -102,12 +107,13 @@ class FileStorage:
         try:
             try:
                 os.link(staged.tmp, final)
-                return WriteResult(staged.relative_path, created=True)
             except FileExistsError:
                 if _sha256_of(final) == sha256 or is_indexed():
                     return WriteResult(staged.relative_path, created=False)
                 staged.tmp.replace(final)
-                return WriteResult(staged.relative_path, created=True)
+            if self.fsync:
+                _fsync_folder(final.parent)
+            return WriteResult(staged.relative_path, created=True)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StorageFullError(exc.errno, "storage is full") from None
@@ -123,6 +129,9 @@ class FileStorage:
         folder = tmp.parent
         if folder not in self._folders:
             folder.mkdir(parents=True, exist_ok=True)
+            if self.fsync:  # the folders' own entries (ab/ in the root, cd/ in ab/)
+                _fsync_folder(folder.parent)
+                _fsync_folder(folder.parent.parent)
             self._folders.add(folder)
         try:
             fh = tmp.open("wb")
@@ -139,6 +148,15 @@ class FileStorage:
     def delete(self, relative_path: str) -> None:
         """Remove a stored file (used to undo a write whose indexing failed)."""
         (self.root / relative_path).unlink(missing_ok=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (names created or replaced in it) to disk."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _sha256_of(path: Path) -> str:

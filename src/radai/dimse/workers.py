@@ -106,7 +106,8 @@ def run_worker(settings_data: dict[str, Any], port: int, conn: Connection) -> No
     indexer = Indexer(db, batch_size=settings.archive.index_batch_size)
     indexer.start()
     metrics = Metrics()
-    archive = Archive(db=db, storage=FileStorage(settings.storage_dir), indexer=indexer, metrics=metrics)
+    storage = FileStorage(settings.storage_dir, fsync=settings.archive.fsync)
+    archive = Archive(db=db, storage=storage, indexer=indexer, metrics=metrics)
     node = DimseNode(ae_title=settings.ae_title, settings=settings.dimse, archive=archive, db=db,
                      metrics=metrics, audit=DimseAudit(db))
     listener = Listener(node, settings.host, port, share_port=True)
